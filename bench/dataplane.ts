@@ -1,0 +1,229 @@
+/**
+ * Data-plane overhead: a 1 KiB HTTP/1.1 backend and a gRPC unary backend measured three ways in one
+ * run — direct, through two fedgate gateways (outbound → mTLS HTTP/2 → inbound), and through two
+ * HAProxy instances in the same topology with the same certificates — at a fixed 1,000 rps
+ * (latency) and at saturation (throughput, CPU).
+ *
+ *   npm run bench:dataplane                 # 10 s per fixed-rate run, 10 s per saturation run
+ *   SECONDS_FIXED=5 SECONDS_SAT=5 npm run bench:dataplane
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { percentile, runLoad, type LoadTarget } from '../src/drill/load-generator.js';
+import { startEchoServer } from '../src/proto/echo-service.js';
+import { SpiffeId } from '../src/model/spiffe-id.js';
+import { PkiDirectory } from '../src/pki/pki-directory.js';
+import { issueSvid } from '../src/pki/svid.js';
+import { LocalFederation } from '../test/support/federation.js';
+import { freePorts } from '../test/support/ports.js';
+import { cpuSeconds, run } from './support/processes.js';
+
+const FIXED_SECONDS = Number(process.env.SECONDS_FIXED ?? 10);
+const SAT_SECONDS = Number(process.env.SECONDS_SAT ?? 10);
+const RATE = Number(process.env.RATE ?? 1000);
+const HTTP_AUTHORITY = 'bench-http.default.svc.clusterset.local:8080';
+const GRPC_AUTHORITY = 'bench-grpc.default.svc.clusterset.local:9090';
+
+interface Setup {
+  name: string;
+  http: string;
+  grpc: string;
+  pids: () => number[];
+}
+
+interface Row {
+  setup: string;
+  protocol: string;
+  p50: number;
+  p99: number;
+  max: number;
+  errors: number;
+  rps: number;
+  cpu: number;
+}
+
+async function oneKiBBackend(port: number): Promise<() => Promise<void>> {
+  const body = Buffer.alloc(1024, 'x');
+  const server = createServer({ keepAliveTimeout: 65_000 }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return () => new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function haproxyConfigs(dir: string, ports: { outHttp: number; outGrpc: number; inHttp: number; inGrpc: number; backend: number; grpcBackend: number }): [string, string] {
+  const common = ['global', '  maxconn 4000', '  tune.ssl.default-dh-param 2048', 'defaults', '  mode http', '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s', '  option http-keep-alive', ''];
+  const ca = join(dir, 'ca.pem');
+  const client = join(dir, 'client.pem');
+  const server = join(dir, 'server.pem');
+  const hop1 = [
+    ...common,
+    'frontend out_http',
+    `  bind 127.0.0.1:${ports.outHttp}`,
+    '  default_backend remote_http',
+    'frontend out_grpc',
+    `  bind 127.0.0.1:${ports.outGrpc} proto h2`,
+    '  default_backend remote_grpc',
+    'backend remote_http',
+    `  server gw 127.0.0.1:${ports.inHttp} ssl verify required ca-file ${ca} crt ${client} alpn h2`,
+    'backend remote_grpc',
+    `  server gw 127.0.0.1:${ports.inGrpc} ssl verify required ca-file ${ca} crt ${client} alpn h2`,
+    '',
+  ].join('\n');
+  const hop2 = [
+    ...common,
+    'frontend in_http',
+    `  bind 127.0.0.1:${ports.inHttp} ssl crt ${server} ca-file ${ca} verify required alpn h2`,
+    '  default_backend app_http',
+    'frontend in_grpc',
+    `  bind 127.0.0.1:${ports.inGrpc} ssl crt ${server} ca-file ${ca} verify required alpn h2`,
+    '  default_backend app_grpc',
+    'backend app_http',
+    `  server app 127.0.0.1:${ports.backend}`,
+    'backend app_grpc',
+    `  server app 127.0.0.1:${ports.grpcBackend} proto h2`,
+    '',
+  ].join('\n');
+  const hop1File = join(dir, 'hop1.cfg');
+  const hop2File = join(dir, 'hop2.cfg');
+  writeFileSync(hop1File, hop1);
+  writeFileSync(hop2File, hop2);
+  return [hop1File, hop2File];
+}
+
+async function fixedRate(target: LoadTarget): Promise<{ p50: number; p99: number; max: number; errors: number }> {
+  // A short warm-up: connections, TLS sessions and JIT, not measured.
+  await runLoad(target, { rps: 200, durationMs: 1000 });
+  const samples = await runLoad(target, { rps: RATE, durationMs: FIXED_SECONDS * 1000, timeoutMs: 5000 });
+  const latencies = samples.filter((s) => s.ok).map((s) => s.latencyMs).sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors: samples.filter((s) => !s.ok).length };
+}
+
+async function saturateHttp(address: string, authority: string): Promise<number> {
+  const result = await run('wrk', ['-t1', '-c64', `-d${SAT_SECONDS}s`, '-H', `Host: ${authority}`, `http://${address}/`], (SAT_SECONDS + 30) * 1000);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)?.[1];
+  if (errors) console.error(`  wrk: ${errors} non-2xx responses`);
+  return Number(rps ?? NaN);
+}
+
+async function saturateGrpc(address: string, authority: string, dir: string): Promise<number> {
+  const message = Buffer.from(JSON.stringify({ text: 'load' }));
+  const frame = Buffer.concat([Buffer.from([0]), Buffer.from([0, 0, 0, message.length]), message]);
+  const bodyFile = join(dir, 'grpc-body');
+  writeFileSync(bodyFile, frame);
+  const result = await run(
+    'h2load',
+    ['-c', '16', '-m', '16', '-D', String(SAT_SECONDS), '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', `:authority: ${authority}`, `http://${address}/fedgate.demo.Echo/Unary`],
+    (SAT_SECONDS + 30) * 1000,
+  );
+  const rps = /finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(result.stdout)?.[1];
+  const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(result.stdout)?.[1];
+  if (failed && failed !== '0') console.error(`  h2load: ${failed} failed`);
+  return Number(rps ?? NaN);
+}
+
+async function measure(setup: Setup, dir: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const protocol of ['http', 'grpc'] as const) {
+    const address = protocol === 'http' ? setup.http : setup.grpc;
+    const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
+    const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority });
+    const cpuBefore = setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const started = Date.now();
+    const rps = protocol === 'http' ? await saturateHttp(address, authority) : await saturateGrpc(address, authority, dir);
+    const wall = (Date.now() - started) / 1000;
+    const cpu = (setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore) / wall;
+    rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu });
+    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms, saturation ${Math.round(rps)} rps`);
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fedgate-bench-dataplane-'));
+  const [backendPort, grpcPort, outHttp, outGrpc, inHttp, inGrpc] = (await freePorts(6)) as [number, number, number, number, number, number];
+  const closeBackend = await oneKiBBackend(backendPort);
+  const grpcBackend = await startEchoServer('us-east', `127.0.0.1:${grpcPort}`);
+  const federation = await LocalFederation.create([
+    {
+      name: 'us-east',
+      region: 'us-east-1',
+      zone: 'a',
+      exports: [
+        { service: 'bench-http', ports: [{ name: 'http', port: 8080, targetPort: backendPort, protocol: 'http' }] },
+        { service: 'bench-grpc', ports: [{ name: 'grpc', port: 9090, targetPort: grpcPort, protocol: 'grpc' }] },
+      ],
+    },
+    { name: 'eu-west', region: 'eu-west-1', zone: 'a' },
+  ]);
+  const haproxies: ChildProcess[] = [];
+  const rows: Row[] = [];
+  try {
+    await federation.startAll({ FEDGATE_LOG_LEVEL: 'warn' });
+    // HAProxy gets the same kind of certificates, from the same two cluster CAs.
+    const east = new PkiDirectory(join(federation.dir, 'pki', 'us-east')).ca();
+    const eu = new PkiDirectory(join(federation.dir, 'pki', 'eu-west')).ca();
+    const serverSvid = issueSvid(east, SpiffeId.gateway('us-east.test.internal', 'us-east'), { ttlMs: 3_600_000 });
+    const clientSvid = issueSvid(eu, SpiffeId.gateway('eu-west.test.internal', 'eu-west'), { ttlMs: 3_600_000 });
+    writeFileSync(join(dir, 'ca.pem'), east.certificatePem + eu.certificatePem);
+    writeFileSync(join(dir, 'server.pem'), serverSvid.chainPem + serverSvid.keyPem);
+    writeFileSync(join(dir, 'client.pem'), clientSvid.chainPem + clientSvid.keyPem);
+    const [hop1, hop2] = haproxyConfigs(dir, { outHttp, outGrpc, inHttp, inGrpc, backend: backendPort, grpcBackend: grpcPort });
+    for (const config of [hop2, hop1]) {
+      const check = await run('haproxy', ['-c', '-f', config]);
+      if (check.code !== 0) throw new Error(`haproxy config invalid: ${check.stdout}${check.stderr}`);
+      const child = spawn('haproxy', ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('exit', (code) => {
+        if (code !== null && code !== 0) console.error(`haproxy (${config}) exited ${code}: ${stderr}`);
+      });
+      haproxies.push(child);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const gatewayPids = (): number[] => [...federation.clusters.values()].map((c) => c.process?.pid ?? 0);
+    console.log(`# fedgate bench:dataplane — node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, HAProxy 2.6 (Debian), wrk 4.1, h2load 1.52`);
+    console.log(`# fixed rate ${RATE} rps for ${FIXED_SECONDS} s (Node load generator, keep-alive HTTP/1.1 / grpc-js); saturation ${SAT_SECONDS} s: wrk -t1 -c64 (HTTP), h2load -c16 -m16 (gRPC)`);
+    rows.push(...(await measure({ name: 'direct', http: `127.0.0.1:${backendPort}`, grpc: `127.0.0.1:${grpcPort}`, pids: () => [] }, dir)));
+    rows.push(...(await measure({ name: 'fedgate', http: federation.outbound('eu-west'), grpc: federation.outbound('eu-west'), pids: gatewayPids }, dir)));
+    rows.push(...(await measure({ name: 'haproxy', http: `127.0.0.1:${outHttp}`, grpc: `127.0.0.1:${outGrpc}`, pids: () => haproxies.map((h) => h.pid ?? 0) }, dir)));
+  } finally {
+    for (const h of haproxies) h.kill('SIGKILL');
+    await federation.stop();
+    await grpcBackend.close();
+    await closeBackend();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const direct = (protocol: string): Row | undefined => rows.find((r) => r.setup === 'direct' && r.protocol === protocol);
+  const haproxy = (protocol: string): Row | undefined => rows.find((r) => r.setup === 'haproxy' && r.protocol === protocol);
+  console.log('');
+  console.log(`| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors | saturation rps | × HAProxy | proxy CPU (cores) |`);
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) {
+    const base = direct(r.protocol);
+    const ha = haproxy(r.protocol);
+    const added = (v: number, b: number | undefined): string => (r.setup === 'direct' || b === undefined ? '—' : (v - b).toFixed(3));
+    console.log(
+      `| ${r.setup} | ${r.protocol} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${added(r.p50, base?.p50)} | ${added(r.p99, base?.p99)} | ${r.errors} | ${Math.round(r.rps)} | ${r.setup === 'direct' || !ha ? '—' : (r.rps / ha.rps).toFixed(2)} | ${r.setup === 'direct' ? '—' : r.cpu.toFixed(2)} |`,
+    );
+  }
+  void readFileSync;
+}
+
+main().then(
+  () => setTimeout(() => process.exit(0), 500).unref(),
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 500).unref();
+  },
+);

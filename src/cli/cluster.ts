@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { withAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
+import type { CliIo } from './io.js';
+
+export function registerClusterCommand(program: Command, io: CliIo): void {
+  const cluster = program.command('cluster').description('federation members: drain, undrain, remove');
+  const simple = (name: 'drain' | 'undrain' | 'remove', description: string): void => {
+    withAdminTarget(cluster.command(`${name} <cluster>`).description(description).option('--reason <text>', 'why (recorded in the audit log)', '')).action(
+      async (target: string, options: AdminTargetOptions & { reason: string }) => {
+        const response = await withAdmin(options, (admin) => {
+          const request = { cluster: target, reason: options.reason };
+          if (name === 'drain') return admin.call.drainCluster(request);
+          if (name === 'undrain') return admin.call.undrainCluster(request);
+          return admin.call.removeCluster(request);
+        });
+        io.out(response.message);
+      },
+    );
+  };
+  simple('drain', 'stop sending new requests to a cluster; in-flight requests finish (reversible with undrain)');
+  simple('undrain', 'let a drained cluster take traffic again');
+  simple('remove', 'remove a cluster from the federation; its bundle leaves every gateway');
+}

@@ -1,0 +1,121 @@
+import { ErrorCodes, errorMessage, FedgateError, InputError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { ClusterRecord } from '../../model/catalog.js';
+import { hashSecret, parseJoinToken } from '../../model/join-token.js';
+import { bundleToProto, clusterFromProto } from '../../proto/convert.js';
+import type { JoinRequest, JoinResponse } from '../../proto/gen/fedgate.js';
+import { GrpcStatus, grpcError, type sendUnaryData, type ServerUnaryCall } from '../../proto/grpc-transport.js';
+import { TrustBundle } from '../../pki/trust-bundle.js';
+import type { Store } from '../../store/store.js';
+import type { CatalogState } from '../catalog-state.js';
+
+export interface JoinServiceOptions {
+  store: Store;
+  catalog: CatalogState;
+  log: Logger;
+  federation: string;
+  /** Known once the API listener is bound. */
+  apiAddress: () => string;
+  controllerSpiffeId: string;
+  controllerCaPem: string;
+  /** Called with a newly registered cluster's bundle, so its gateway can Sync at once. */
+  trustBundle: (bundle: TrustBundle) => void;
+}
+
+/**
+ * Join: admits a cluster with a one-time token. The request is checked completely before the
+ * token is consumed, so a malformed request does not burn it; once consumed, it is gone whatever
+ * happens next.
+ */
+export class JoinService {
+  constructor(private readonly options: JoinServiceOptions) {}
+
+  handle = (call: ServerUnaryCall<JoinRequest, JoinResponse>, callback: sendUnaryData<JoinResponse>): void => {
+    this.join(call.request).then(
+      (response) => callback(null, response),
+      (error: unknown) => {
+        const { code, message } = statusOf(error);
+        this.options.log.warn({ cluster: call.request.cluster?.name, peer: call.getPeer(), err: message }, 'join refused');
+        callback(grpcError(code, message));
+      },
+    );
+  };
+
+  private async join(request: JoinRequest): Promise<JoinResponse> {
+    const { store, log } = this.options;
+    const token = parseJoinToken(request.token);
+    const info = clusterFromProto(request.cluster, 'JoinRequest.cluster');
+    let bundle: TrustBundle;
+    try {
+      bundle = TrustBundle.fromSpiffeJson(info.trustDomain, request.bundleJson);
+    } catch (error) {
+      throw new FedgateError(ErrorCodes.BUNDLE_INVALID, `JoinRequest.bundleJson: ${errorMessage(error)}`);
+    }
+    const now = Date.now();
+    const consumed = await store.consumeToken(hashSecret(token.secret), now);
+    switch (consumed.status) {
+      case 'unknown':
+        throw new FedgateError(ErrorCodes.TOKEN_INVALID, 'join token is not valid (unknown, forged, or created on another federation)');
+      case 'expired':
+        throw new FedgateError(ErrorCodes.TOKEN_EXPIRED, `join token expired at ${new Date(consumed.record.expiresAt).toISOString()}; create a new one with "fedgate token create"`);
+      case 'used':
+        throw new FedgateError(ErrorCodes.TOKEN_USED, `join token was already used at ${new Date(consumed.record.usedAt ?? 0).toISOString()}; tokens are single-use`);
+      case 'ok':
+        break;
+    }
+    if (consumed.record.cluster !== info.name) {
+      throw new FedgateError(ErrorCodes.PERMISSION_DENIED, `join token was created for cluster "${consumed.record.cluster}", not "${info.name}"`);
+    }
+    const record: ClusterRecord = { ...info, state: 'active', stateReason: 'joined', stateChangedBy: `token of ${consumed.record.createdBy}`, stateChangedAt: now, joinedAt: now };
+    const revision = await store.createCluster(record, { trustDomain: info.trustDomain, sequence: bundle.sequence, spiffeJson: JSON.stringify(bundle.toSpiffeJson()) });
+    this.options.trustBundle(bundle);
+    await store.appendAudit({ at: now, actor: consumed.record.createdBy, action: 'join', target: info.name, detail: `trust domain ${info.trustDomain}, revision ${revision}` }).catch(() => undefined);
+    log.info({ cluster: info.name, trustDomain: info.trustDomain, revision }, 'cluster joined');
+    const bundles = [...this.options.catalog.bundles.values()].filter((b) => b.trustDomain !== info.trustDomain);
+    return {
+      federation: this.options.federation,
+      apiAddress: this.options.apiAddress(),
+      controllerSpiffeId: this.options.controllerSpiffeId,
+      bundles: [...bundles.map(bundleToProto), { trustDomain: info.trustDomain, sequence: bundle.sequence, spiffeJson: JSON.stringify(bundle.toSpiffeJson()) }],
+      controllerCaPem: this.options.controllerCaPem,
+    };
+  }
+}
+
+/** Maps fedgate errors to gRPC status codes; the message always goes along. */
+export function statusOf(error: unknown): { code: number; message: string } {
+  const message = errorMessage(error);
+  if (error instanceof InputError) return { code: GrpcStatus.INVALID_ARGUMENT, message };
+  if (!(error instanceof FedgateError)) return { code: GrpcStatus.INTERNAL, message };
+  switch (error.code) {
+    case ErrorCodes.TOKEN_INVALID:
+    case ErrorCodes.TOKEN_EXPIRED:
+    case ErrorCodes.TOKEN_USED:
+    case ErrorCodes.PEER_NO_CERTIFICATE:
+    case ErrorCodes.PEER_UNTRUSTED:
+    case ErrorCodes.PEER_SVID_INVALID:
+    case ErrorCodes.PEER_TRUST_DOMAIN_MISMATCH:
+      return { code: GrpcStatus.UNAUTHENTICATED, message };
+    case ErrorCodes.PERMISSION_DENIED:
+      return { code: GrpcStatus.PERMISSION_DENIED, message };
+    case ErrorCodes.CLUSTER_EXISTS:
+      return { code: GrpcStatus.ALREADY_EXISTS, message };
+    case ErrorCodes.CLUSTER_NOT_FOUND:
+      return { code: GrpcStatus.NOT_FOUND, message };
+    case ErrorCodes.BUNDLE_INVALID:
+    case ErrorCodes.POLICY_INVALID:
+    case ErrorCodes.PROTOCOL_INVALID:
+    case ErrorCodes.SPIFFE_ID_INVALID:
+    case ErrorCodes.USAGE:
+      return { code: GrpcStatus.INVALID_ARGUMENT, message };
+    case ErrorCodes.LIMIT_EXCEEDED:
+      return { code: GrpcStatus.RESOURCE_EXHAUSTED, message };
+    case ErrorCodes.STORE_UNAVAILABLE:
+    case ErrorCodes.STORE_EPOCH_CHANGED:
+      return { code: GrpcStatus.UNAVAILABLE, message };
+    case ErrorCodes.STORE_CONFLICT:
+      return { code: GrpcStatus.ABORTED, message };
+    default:
+      return { code: GrpcStatus.FAILED_PRECONDITION, message };
+  }
+}

@@ -1,0 +1,98 @@
+import type { Counter } from '../../admin/metrics.js';
+import type { RetryOn } from '../../policy/service-policy.js';
+import { failure, type Outcome } from '../outcome.js';
+import type { Handler, Layer } from '../pipeline.js';
+import type { RequestContext } from '../request-context.js';
+
+/** Envoy-style retry budget: retries in flight may not exceed a share of the requests in flight. */
+export class RetryBudget {
+  active = 0;
+  retrying = 0;
+
+  allows(percent: number, minimum: number): boolean {
+    return this.retrying < Math.max(minimum, Math.floor((this.active * percent) / 100));
+  }
+}
+
+function shouldRetry(outcome: Outcome, retryOn: ReadonlySet<RetryOn>, ctx: RequestContext): boolean {
+  if (outcome.kind === 'failure') {
+    const f = outcome.failure;
+    if (!f.retriable) return false;
+    if (f.code === 'connect-failed') return retryOn.has('connect-failure') || retryOn.has('gateway-error') || retryOn.has('5xx');
+    if (f.code === 'upstream-reset') return retryOn.has('reset') || retryOn.has('gateway-error') || retryOn.has('5xx');
+    if (f.code === 'no-healthy-upstream') return true;
+    if (f.code === 'timeout') return retryOn.has('gateway-error') || retryOn.has('5xx') || retryOn.has('reset');
+    return false;
+  }
+  // A response can only be replaced while the request is replayable: no body, or none sent yet.
+  if (ctx.body !== null && ctx.bodyStarted) return false;
+  const status = outcome.response.status;
+  if (status === 503) return retryOn.has('unavailable') || retryOn.has('5xx') || retryOn.has('gateway-error');
+  if (status === 502 || status === 504) return retryOn.has('gateway-error') || retryOn.has('5xx');
+  if (status >= 500) return retryOn.has('5xx');
+  if (status === 409 || status === 429) return retryOn.has('retriable-4xx');
+  if (ctx.grpc && status === 200) {
+    const grpcStatus = outcome.response.headers['grpc-status'];
+    // UNAVAILABLE in a trailers-only response: the call never reached the application.
+    return grpcStatus === '14' && (retryOn.has('unavailable') || retryOn.has('5xx'));
+  }
+  return false;
+}
+
+/**
+ * Retries on a different cluster: the balance layer excludes every cluster already tried. A
+ * request whose body already went upstream is retried only if it failed before reaching the
+ * application (refused stream, connect failure); per-try timeouts bound each attempt. Retries of
+ * requests that reached an upstream are bounded by a retry budget.
+ */
+export function retryLayer(budgets: (key: string) => RetryBudget, retries: Counter<'service' | 'reason'>): Layer<RequestContext> {
+  return (next: Handler<RequestContext>) => async (ctx) => {
+    const policy = ctx.route?.policy.retries ?? ctx.policy.retries;
+    const budget = budgets(ctx.service.key);
+    budget.active += 1;
+    let retrying = false;
+    try {
+      for (;;) {
+        const outcome = await attempt(ctx, next, policy.perTryTimeoutMs);
+        if (retrying) {
+          budget.retrying -= 1;
+          retrying = false;
+        }
+        if (ctx.attempts > policy.attempts || ctx.ended !== undefined) return outcome;
+        if (!shouldRetry(outcome, policy.retryOn, ctx)) return outcome;
+        // The budget guards against retry storms on a struggling upstream. A request that never
+        // reached one (connect failure, refused stream) adds no load there: it is exempt, which is
+        // what lets a whole burst fail over when a cluster dies at once.
+        const reachedUpstream = !(outcome.kind === 'failure' && outcome.failure.code === 'connect-failed');
+        if (reachedUpstream && !budget.allows(policy.budgetPercent, policy.minRetryConcurrency)) return outcome;
+        if (outcome.kind === 'response') outcome.response.discard();
+        retries.inc({ service: ctx.service.key, reason: outcome.kind === 'failure' ? outcome.failure.code : `status-${outcome.response.status}` });
+        budget.retrying += 1;
+        retrying = true;
+        ctx.attempts += 1;
+      }
+    } finally {
+      if (retrying) budget.retrying -= 1;
+      budget.active -= 1;
+    }
+  };
+}
+
+/** One attempt, bounded by the per-try timeout when there is one. */
+async function attempt(ctx: RequestContext, next: Handler<RequestContext>, perTryMs: number | undefined): Promise<Outcome> {
+  if (perTryMs === undefined || perTryMs <= 0) return next(ctx);
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    ctx.abortAttempt?.('timeout');
+  }, perTryMs);
+  try {
+    const outcome = await next(ctx);
+    if (!expired || ctx.ended !== undefined) return outcome;
+    if (outcome.kind === 'response') outcome.response.discard();
+    // A per-try timeout leaves the overall deadline running: worth another cluster if replayable.
+    return failure('timeout', `no response within the per-try timeout of ${perTryMs}ms`, { cluster: ctx.cluster, retriable: ctx.body === null || !ctx.bodyStarted });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,209 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { constants, createServer as createH2cServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { parseHostPort } from '../../config/shape.js';
+import { parseClustersetAuthority } from '../../model/catalog.js';
+import type { ServicePolicy } from '../../policy/service-policy.js';
+import { writeHttp1, writeHttp2, type Completion } from '../client-writer.js';
+import { forwardableHeaders, isGrpc, isIdempotent } from '../headers.js';
+import { failure, type Outcome } from '../outcome.js';
+import type { Handler } from '../pipeline.js';
+import { endRequest, type RequestContext } from '../request-context.js';
+import type { GatewayMetrics } from '../request-metrics.js';
+import type { RoutingTable } from '../routing-table.js';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const { NGHTTP2_FLAG_END_STREAM } = constants as unknown as { NGHTTP2_FLAG_END_STREAM: number };
+const END_STREAM = NGHTTP2_FLAG_END_STREAM ?? 1;
+
+export interface OutboundOptions {
+  listen: string;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxHeaderBytes: number;
+  idleTimeoutMs: number;
+}
+
+export interface OutboundPlane {
+  localCluster: string;
+  /** The identity this gateway asserts for a local caller at this address. */
+  callerIdentity: (remoteAddress: string | undefined) => string;
+  routing: RoutingTable;
+  defaultPolicy: () => ServicePolicy;
+  pipeline: Handler<RequestContext>;
+  metrics: GatewayMetrics;
+  log: Logger;
+}
+
+/**
+ * The listener local clients call: HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one port,
+ * told apart by the HTTP/2 connection preface. Requests are routed by Host / :authority
+ * (`name.namespace.svc.clusterset.local[:port]`) to the clusterset service.
+ */
+export class OutboundServer {
+  private readonly net: NetServer;
+  private readonly http1: HttpServer;
+  private readonly h2c: Http2Server;
+  port = 0;
+
+  constructor(
+    private readonly plane: OutboundPlane,
+    private readonly options: OutboundOptions,
+  ) {
+    this.http1 = createHttpServer(
+      {
+        headersTimeout: options.headersTimeoutMs,
+        requestTimeout: options.requestTimeoutMs,
+        maxHeaderSize: options.maxHeaderBytes,
+        keepAliveTimeout: 65_000,
+        connectionsCheckingInterval: 1000,
+        noDelay: true,
+      },
+      (req, res) => this.onHttp1(req, res),
+    );
+    this.h2c = createH2cServer({ settings: { maxHeaderListSize: options.maxHeaderBytes, enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
+    this.h2c.on('stream', (stream, headers, flags) => this.onHttp2(stream, headers, flags));
+    this.h2c.on('sessionError', (error) => this.plane.log.debug({ err: errorMessage(error) }, 'outbound h2c session error'));
+    this.h2c.setTimeout(options.idleTimeoutMs);
+    this.net = createNetServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.sniff(socket));
+  }
+
+  async start(): Promise<number> {
+    const address = parseHostPort(this.options.listen);
+    if (!address) throw new Error(`outbound listen address "${this.options.listen}" is not host:port`);
+    await new Promise<void>((resolve, reject) => {
+      this.net.once('error', reject);
+      this.net.listen(address.port, address.host, () => {
+        this.net.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (this.net.address() as AddressInfo).port;
+    // The HTTP/1.1 server never listens itself (connections arrive through the preface sniffer),
+    // but its headersTimeout/requestTimeout checks start on 'listening': without them slowloris
+    // clients would only be cut by the keep-alive timeout.
+    this.http1.emit('listening');
+    return this.port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.net.close(() => resolve()));
+    this.http1.closeAllConnections();
+    this.h2c.close();
+  }
+
+  /** Reads just enough of the first bytes to tell HTTP/2 prior knowledge from HTTP/1.1. */
+  private sniff(socket: Socket): void {
+    socket.setNoDelay(true);
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), this.options.headersTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const looksH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (looksH2 && seen.length < PREFACE.length) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.pause();
+      socket.unshift(seen);
+      (looksH2 ? this.h2c : this.http1).emit('connection', socket);
+      // The servers read the native handle directly; flowing again hands them the bytes read so far.
+      process.nextTick(() => socket.resume());
+    };
+    const onError = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+  }
+
+  private onHttp1(req: IncomingMessage, res: ServerResponse): void {
+    const headers = req.headers;
+    const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+    if (!hasBody) req.resume();
+    const ctx = this.handle(req.method ?? 'GET', req.url ?? '/', headers.host ?? '', headers, hasBody ? req : null, req.socket.remoteAddress, (outcome, done) => writeHttp1(res, outcome, done));
+    if (ctx) {
+      res.once('close', () => {
+        if (!res.writableFinished) endRequest(ctx, 'client-closed');
+      });
+    }
+  }
+
+  private onHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+    stream.on('error', () => undefined);
+    const hasBody = (flags & END_STREAM) === 0;
+    const grpc = isGrpc(headers['content-type']);
+    const ctx = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, hasBody ? stream : null, stream.session?.socket?.remoteAddress, (outcome, done) =>
+      writeHttp2(stream, outcome, grpc, done),
+    );
+    if (ctx) stream.once('close', () => endRequest(ctx, 'client-closed'));
+  }
+
+  private handle(
+    method: string,
+    path: string,
+    authority: string,
+    rawHeaders: IncomingHttpHeaders,
+    body: RequestContext['body'],
+    remoteAddress: string | undefined,
+    write: (outcome: Outcome, done: (completion: Completion) => void) => void,
+  ): RequestContext | undefined {
+    const started = performance.now();
+    const plane = this.plane;
+    const record = (service: string, completion: Completion): void => {
+      const code = completion.grpcStatus !== undefined ? `grpc-${completion.grpcStatus}` : String(completion.status);
+      plane.metrics.request('outbound', plane.localCluster, completion.cluster ?? 'none', service, code, (performance.now() - started) / 1000);
+    };
+    const address = parseClustersetAuthority(authority);
+    if (!address) {
+      write(failure('no-route', `"${authority}" is not a clusterset service name (name.namespace.svc.clusterset.local[:port])`), (c) => record('unknown', c));
+      return undefined;
+    }
+    const route = plane.routing.resolve(address.namespace, address.name, address.port);
+    const key = `${address.namespace}/${address.name}`;
+    if (!('targets' in route)) {
+      write({ kind: 'failure', failure: route }, (c) => record(key, c));
+      return undefined;
+    }
+    const ctx: RequestContext = {
+      direction: 'outbound',
+      method,
+      path,
+      authority: `${route.name}.${route.namespace}.svc.clusterset.local:${route.port.port}`,
+      service: { namespace: route.namespace, name: route.name, port: route.port.port, key },
+      headers: forwardableHeaders(rawHeaders),
+      body,
+      grpc: isGrpc(rawHeaders['content-type']),
+      idempotent: isIdempotent(method),
+      caller: plane.callerIdentity(remoteAddress),
+      sourceCluster: plane.localCluster,
+      startedAt: Date.now(),
+      ended: undefined,
+      abortAttempt: undefined,
+      bodyStarted: false,
+      tried: new Set(),
+      cluster: undefined,
+      route,
+      policy: route.policy,
+      rule: undefined,
+      attempts: 1,
+    };
+    plane.pipeline(ctx).then(
+      (outcome) => {
+        if (outcome.kind === 'failure' && outcome.failure.code !== 'client-closed') {
+          plane.log.debug({ service: key, code: outcome.failure.code, reason: outcome.failure.message, tried: [...ctx.tried], attempts: ctx.attempts }, 'request failed');
+        }
+        write(outcome, (c) => record(key, c));
+      },
+      (error: unknown) => {
+        plane.log.error({ service: key, err: errorMessage(error) }, 'outbound request failed unexpectedly');
+        write(failure('upstream-reset', 'internal error in the gateway'), (c) => record(key, c));
+      },
+    );
+    return ctx;
+  }
+}

@@ -1,0 +1,265 @@
+import { connect, constants, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from 'node:http2';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { parseHostPort } from '../../config/shape.js';
+
+/** HTTP/2 settings for gateway-to-gateway sessions: large windows (one session carries many streams). */
+export const PEER_SETTINGS: Settings = {
+  enablePush: false,
+  initialWindowSize: 4 * 1024 * 1024,
+  maxConcurrentStreams: 1000,
+  maxHeaderListSize: 64 * 1024,
+};
+const SESSION_WINDOW = 32 * 1024 * 1024;
+
+export class PoolError extends Error {
+  constructor(
+    readonly code: 'connect-failed' | 'overflow',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PeerSession {
+  session: ClientHttp2Session;
+  active: number;
+  started: number;
+}
+
+export interface PeerPoolOptions {
+  cluster: string;
+  /** The peer gateway's advertised addresses (tried in turn). */
+  addresses: () => readonly string[];
+  /** TLS options built from the current SVID and trust, checking the peer's SPIFFE ID. */
+  tls: () => ConnectionOptions;
+  maxConnections: number;
+  maxPending: number;
+  connectTimeoutMs: number;
+  /** Streams per session before it is retired (0: unlimited). */
+  maxRequestsPerConnection?: number;
+  log: Logger;
+}
+
+/**
+ * Pooled, multiplexed HTTP/2-over-mTLS sessions to one remote gateway. Streams go to the session
+ * with the fewest in flight; a new session is opened when every one is at the peer's concurrent
+ * stream limit (up to maxConnections); past that, requests wait (up to maxPending) and then are
+ * refused fast rather than queueing without bound.
+ */
+export class PeerPool {
+  private readonly sessions: PeerSession[] = [];
+  private connecting: Promise<PeerSession> | undefined;
+  private readonly waiting: Array<{ resolve: (s: PeerSession) => void; reject: (e: Error) => void }> = [];
+  private addressIndex = 0;
+  private closed = false;
+  /** Consecutive failed connects: while the peer is down, fail fast instead of dialling per request. */
+  private connectFailures = 0;
+  private nextConnectAt = 0;
+  private lastConnectError = '';
+
+  constructor(private readonly options: PeerPoolOptions) {}
+
+  get cluster(): string {
+    return this.options.cluster;
+  }
+
+  get size(): number {
+    return this.sessions.length;
+  }
+
+  get inFlight(): number {
+    return this.sessions.reduce((sum, s) => sum + s.active, 0);
+  }
+
+  /** A session with room for one more stream; synchronous when one is ready (the common case). */
+  acquire(): PeerSession | Promise<PeerSession> {
+    if (this.closed) return Promise.reject(new PoolError('connect-failed', `cluster ${this.options.cluster} left the federation`));
+    const best = this.leastLoaded();
+    if (best && best.active < this.limitOf(best)) {
+      best.active += 1;
+      best.started += 1;
+      return best;
+    }
+    if (this.sessions.length < this.options.maxConnections) {
+      return this.connectSession().then((session) => {
+        session.active += 1;
+        session.started += 1;
+        return session;
+      });
+    }
+    if (this.waiting.length >= this.options.maxPending) {
+      return Promise.reject(new PoolError('overflow', `${this.waiting.length} requests already wait for a stream to ${this.options.cluster} (max pending)`));
+    }
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Returns a stream slot; hands it to a waiting request first. */
+  release(peer: PeerSession): void {
+    peer.active -= 1;
+    const max = this.options.maxRequestsPerConnection ?? 0;
+    if (max > 0 && peer.started >= max) {
+      // Retired: no new streams; it closes once the streams in flight are done.
+      this.remove(peer);
+      peer.session.close();
+    }
+    this.serveWaiting();
+  }
+
+  private serveWaiting(): void {
+    while (this.waiting.length > 0) {
+      const peer = this.leastLoaded();
+      if (peer && peer.active < this.limitOf(peer)) {
+        const waiter = this.waiting.shift() as { resolve: (s: PeerSession) => void };
+        peer.active += 1;
+        peer.started += 1;
+        waiter.resolve(peer);
+        continue;
+      }
+      if (this.sessions.length < this.options.maxConnections && !this.connecting) {
+        void this.connectSession().then(
+          () => this.serveWaiting(),
+          () => undefined,
+        );
+      }
+      return;
+    }
+  }
+
+  private limitOf(peer: PeerSession): number {
+    return peer.session.remoteSettings?.maxConcurrentStreams ?? 100;
+  }
+
+  private leastLoaded(): PeerSession | undefined {
+    let best: PeerSession | undefined;
+    for (const peer of this.sessions) {
+      if (peer.session.closed || peer.session.destroyed) continue;
+      if (!best || peer.active < best.active) best = peer;
+    }
+    return best;
+  }
+
+  private connectSession(): Promise<PeerSession> {
+    if (this.connecting) return this.connecting;
+    const now = Date.now();
+    if (now < this.nextConnectAt) {
+      return Promise.reject(new PoolError('connect-failed', `${this.options.cluster} unreachable (${this.lastConnectError}); next attempt in ${this.nextConnectAt - now}ms`));
+    }
+    const addresses = this.options.addresses();
+    if (addresses.length === 0) return Promise.reject(new PoolError('connect-failed', `cluster ${this.options.cluster} advertises no gateway address`));
+    const address = addresses[this.addressIndex % addresses.length] as string;
+    this.connecting = this.open(address).then(
+      (peer) => {
+        this.connecting = undefined;
+        this.connectFailures = 0;
+        this.nextConnectAt = 0;
+        this.sessions.push(peer);
+        return peer;
+      },
+      (error: unknown) => {
+        this.connecting = undefined;
+        this.addressIndex += 1;
+        this.connectFailures += 1;
+        this.lastConnectError = errorMessage(error);
+        // Fail fast for a short, growing while: requests then fail over at once instead of each
+        // waiting for its own connect to time out.
+        this.nextConnectAt = Date.now() + Math.min(50 * 2 ** Math.min(this.connectFailures - 1, 5), 1000);
+        const failure = new PoolError('connect-failed', `cannot connect to the gateway of ${this.options.cluster} at ${address}: ${this.lastConnectError}`);
+        for (const waiter of this.waiting.splice(0)) waiter.reject(failure);
+        throw failure;
+      },
+    );
+    return this.connecting;
+  }
+
+  private open(address: string): Promise<PeerSession> {
+    const target = parseHostPort(address);
+    if (!target) return Promise.reject(new Error(`"${address}" is not host:port`));
+    const tls = this.options.tls();
+    return new Promise((resolve, reject) => {
+      const options: SecureClientSessionOptions = {
+        settings: PEER_SETTINGS,
+        maxSessionMemory: 64,
+        createConnection: () => {
+          const socket = tlsConnect({ ...tls, host: target.host, port: target.port, ALPNProtocols: ['h2'], servername: 'fedgate' });
+          // No Nagle on a multiplexed session: small frames (headers, PINGs, window updates) must not wait.
+          socket.setNoDelay(true);
+          return socket;
+        },
+      };
+      const session = connect(`https://${address}`, options);
+      const timer = setTimeout(() => {
+        session.destroy(new Error(`connect timed out after ${this.options.connectTimeoutMs}ms`));
+      }, this.options.connectTimeoutMs);
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      session.once('error', fail);
+      session.once('connect', () => {
+        clearTimeout(timer);
+        session.off('error', fail);
+        session.setLocalWindowSize(SESSION_WINDOW);
+        const peer: PeerSession = { session, active: 0, started: 0 };
+        session.on('error', (error) => this.options.log.debug({ cluster: this.options.cluster, err: errorMessage(error) }, 'peer session error'));
+        session.once('close', () => this.remove(peer));
+        session.once('goaway', () => this.remove(peer));
+        session.unref();
+        resolve(peer);
+      });
+    });
+  }
+
+  private remove(peer: PeerSession): void {
+    const index = this.sessions.indexOf(peer);
+    if (index !== -1) this.sessions.splice(index, 1);
+  }
+
+  /** A PING over a pooled session (connecting one if needed); resolves with the round trip, or throws. */
+  async ping(timeoutMs: number): Promise<number> {
+    let peer = this.leastLoaded();
+    if (!peer) {
+      this.nextConnectAt = 0;
+      peer = await this.connectSession();
+    }
+    const session = peer.session;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // A session that stops answering PINGs is dead weight: drop it so traffic reconnects.
+        session.destroy(new Error('PING timed out'));
+        reject(new Error(`no PING answer within ${timeoutMs}ms`));
+      }, timeoutMs);
+      const sent = session.ping((error, duration) => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(duration);
+      });
+      if (!sent) {
+        clearTimeout(timer);
+        reject(new Error('too many unacknowledged PINGs'));
+      }
+    });
+  }
+
+  /** Closes every session: the cluster left, or its trust changed. */
+  close(reason = 'closed'): void {
+    this.closed = true;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new PoolError('connect-failed', `${this.options.cluster}: ${reason}`));
+    for (const peer of this.sessions.splice(0)) peer.session.destroy();
+  }
+
+  /** Replaced (a policy resized it): streams in flight finish; new requests go to the replacement. */
+  retire(): void {
+    this.closed = true;
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new PoolError('connect-failed', `${this.options.cluster}: connection pool resized`));
+    this.recycle();
+  }
+
+  /** Drops every session gracefully (no new streams; in-flight ones finish): new credentials, new trust. */
+  recycle(): void {
+    for (const peer of this.sessions.splice(0)) peer.session.close();
+  }
+}
+
+export const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants;

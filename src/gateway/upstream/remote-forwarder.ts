@@ -1,0 +1,108 @@
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { errorMessage } from '../../core/errors.js';
+import { CALLER_HEADER } from '../headers.js';
+import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
+import type { RequestContext } from '../request-context.js';
+import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
+
+const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants;
+
+/**
+ * Forwards a request to the chosen cluster's gateway over a pooled HTTP/2 stream. Resolves as soon
+ * as the response headers arrive, with the body still unread, so the retry layer can still replace
+ * a 503 with an answer from another cluster.
+ */
+export function forwardToPeer(ctx: RequestContext, pool: PeerPool): Promise<Outcome> | Outcome {
+  const acquired = pool.acquire();
+  if (acquired instanceof Promise) {
+    return acquired.then(
+      (peer) => send(ctx, pool, peer),
+      (error: unknown) => acquireFailure(pool.cluster, error),
+    );
+  }
+  return send(ctx, pool, acquired);
+}
+
+function acquireFailure(cluster: string, error: unknown): Outcome {
+  if (error instanceof PoolError && error.code === 'overflow') return failure('overflow', error.message, { cluster, retriable: false });
+  return failure('connect-failed', errorMessage(error), { cluster, retriable: true });
+}
+
+function ended(ctx: RequestContext, cluster: string): Outcome {
+  return failure(ctx.ended === 'timeout' ? 'timeout' : 'client-closed', ctx.ended === 'timeout' ? 'timed out' : 'the client went away', { cluster, retriable: false });
+}
+
+function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<Outcome> | Outcome {
+  if (ctx.ended) {
+    pool.release(peer);
+    return ended(ctx, pool.cluster);
+  }
+  const headers: OutgoingHttpHeaders = {
+    ...ctx.headers,
+    [HTTP2_HEADER_METHOD]: ctx.method,
+    [HTTP2_HEADER_PATH]: ctx.path,
+    [HTTP2_HEADER_AUTHORITY]: ctx.authority,
+    [HTTP2_HEADER_SCHEME]: 'https',
+    [CALLER_HEADER]: ctx.caller,
+  };
+  let stream: ClientHttp2Stream;
+  try {
+    stream = peer.session.request(headers, { endStream: ctx.body === null });
+  } catch (error) {
+    pool.release(peer);
+    return failure('connect-failed', `cannot open a stream to ${pool.cluster}: ${errorMessage(error)}`, { cluster: pool.cluster, retriable: true });
+  }
+  return new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const settle = (outcome: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      ctx.abortAttempt = undefined;
+      resolve(outcome);
+    };
+    ctx.abortAttempt = (reason) => {
+      if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+      settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster: pool.cluster, retriable: false }));
+    };
+    // Errors after the response belong to whoever reads the body; this keeps them from crashing.
+    stream.on('error', noop);
+    stream.once('close', () => {
+      pool.release(peer);
+      if (settled) return;
+      // A refused stream never reached the application: always safe to retry elsewhere.
+      const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM;
+      const replayable = refused || ctx.body === null || !ctx.bodyStarted;
+      settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: stream closed before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable }));
+    });
+    stream.once('response', (responseHeaders: IncomingHttpHeaders) => {
+      settle({
+        kind: 'response',
+        response: {
+          status: Number(responseHeaders[HTTP2_HEADER_STATUS]),
+          headers: responseHeaders,
+          body: stream,
+          trailers: ctx.grpc ? trailersOf(stream) : NO_TRAILERS,
+          cluster: pool.cluster,
+          discard: () => {
+            if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+          },
+        },
+      });
+    });
+    const body = ctx.body;
+    if (body) {
+      ctx.bodyStarted = true;
+      body.pipe(stream);
+      body.once('error', () => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
+    }
+  });
+}
+
+function trailersOf(stream: ClientHttp2Stream): Promise<IncomingHttpHeaders> {
+  return new Promise((done) => {
+    stream.once('trailers', (t: IncomingHttpHeaders) => done(t));
+    stream.once('close', () => done({}));
+  });
+}
+
+function noop(): void {}

@@ -1,0 +1,348 @@
+/**
+ * The Store contract. Every implementation runs this same suite; a behaviour that only one of them
+ * has is a bug in the contract or in that implementation.
+ */
+import { randomUUID } from 'node:crypto';
+import { ErrorCodes } from '../../src/core/errors.js';
+import type { Change } from '../../src/model/catalog.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { RedisStore } from '../../src/store/redis/redis-store.js';
+import type { Store, WatchEvent } from '../../src/store/store.js';
+import { bundleRecord, clusterRecord, exportRecord } from '../support/catalog-fixtures.js';
+import { RedisProcess, redisCommand } from '../support/redis-server.js';
+
+interface StoreFactory {
+  name: string;
+  create(options?: { changeLogLength?: number }): Promise<Store>;
+  /** Make the backing store lose everything, as a Redis restart without persistence does. */
+  loseState(store: Store): Promise<void>;
+}
+
+let redis: RedisProcess;
+const opened: Store[] = [];
+
+beforeAll(async () => {
+  redis = await RedisProcess.start();
+});
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close()));
+  await redis.stop();
+});
+
+const factories: StoreFactory[] = [
+  {
+    name: 'MemoryStore',
+    async create(options = {}) {
+      const store = new MemoryStore(options);
+      opened.push(store);
+      return store;
+    },
+    async loseState(store) {
+      (store as MemoryStore).simulateStateLoss();
+    },
+  },
+  {
+    name: 'RedisStore',
+    async create(options = {}) {
+      // A key prefix per test keeps tests apart inside one redis-server.
+      const store = new RedisStore({ url: redis.url, keyPrefix: `t-${randomUUID().slice(0, 8)}`, epochCheckMs: 100, ...options });
+      opened.push(store);
+      return store;
+    },
+    async loseState() {
+      await redisCommand(redis.port, 'FLUSHALL');
+    },
+  },
+];
+
+async function collect(iterable: AsyncIterable<WatchEvent>, count: number, timeoutMs = 5000): Promise<WatchEvent[]> {
+  const out: WatchEvent[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for await (const event of iterable) {
+    out.push(event);
+    if (out.length >= count || Date.now() > deadline) break;
+  }
+  return out;
+}
+
+async function expectCode(promise: Promise<unknown>, code: string, message?: string | RegExp): Promise<void> {
+  await expect(promise).rejects.toMatchObject({ code });
+  if (message) await expect(promise).rejects.toThrow(message);
+}
+
+describe.each(factories)('Store contract: $name', (factory) => {
+  let store: Store;
+  beforeEach(async () => {
+    store = await factory.create();
+    await store.open();
+  });
+
+  it('creates its epoch once and keeps it', async () => {
+    const first = await store.epoch();
+    expect(first).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await store.open()).toEqual({ epoch: first, created: false });
+    expect(await store.revision()).toBe(0);
+  });
+
+  it('registers clusters with their bundle at one revision and names the owner of a duplicate', async () => {
+    const revision = await store.createCluster(clusterRecord('us-east'), bundleRecord('us-east.acme.internal'));
+    expect(revision).toBe(1);
+    expect((await store.getCluster('us-east'))?.trustDomain).toBe('us-east.acme.internal');
+    expect(await store.changesSince(0)).toEqual([
+      { revision: 1, type: 'cluster', key: 'us-east', op: 'put', value: clusterRecord('us-east') },
+      { revision: 1, type: 'bundle', key: 'us-east.acme.internal', op: 'put', value: bundleRecord('us-east.acme.internal') },
+    ]);
+    await expectCode(store.createCluster(clusterRecord('us-east'), bundleRecord('us-east.acme.internal')), ErrorCodes.CLUSTER_EXISTS, /cluster "us-east" already exists/);
+    await expectCode(
+      store.createCluster(clusterRecord('impostor', { trustDomain: 'us-east.acme.internal' }), bundleRecord('us-east.acme.internal', 2)),
+      ErrorCodes.CLUSTER_EXISTS,
+      'trust domain "us-east.acme.internal" already belongs to cluster "us-east"',
+    );
+    expect(await store.revision()).toBe(1);
+  });
+
+  it('writes exports as upserts, replacements and deletes, one revision per write, no revision for no-ops', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    const r2 = await store.writeExports('a', { upserts: [exportRecord('a', 'payments'), exportRecord('a', 'orders')], deletes: [], replace: false });
+    expect(r2).toBe(2);
+    expect(await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false })).toBeUndefined();
+    const r3 = await store.writeExports('a', { upserts: [exportRecord('a', 'payments', { readyEndpoints: 1 })], deletes: [], replace: true });
+    expect(r3).toBe(3);
+    const changes = (await store.changesSince(2)) as Change[];
+    expect(changes.map((c) => `${c.revision} ${c.op} ${c.key}`).sort()).toEqual(['3 delete a/default/orders', '3 put a/default/payments']);
+    expect((await store.listExports('a')).map((e) => `${e.name}:${e.readyEndpoints}`)).toEqual(['payments:1']);
+    const r4 = await store.writeExports('a', { upserts: [], deletes: ['default/payments'], replace: false });
+    expect(r4).toBe(4);
+    expect(await store.listExports()).toEqual([]);
+    await expectCode(store.writeExports('ghost', { upserts: [exportRecord('ghost', 'x')], deletes: [], replace: false }), ErrorCodes.CLUSTER_NOT_FOUND);
+  });
+
+  it('stores a bundle only when its sequence is newer', async () => {
+    expect(await store.putBundle(bundleRecord('td', 5))).toEqual({ revision: 1 });
+    expect(await store.putBundle(bundleRecord('td', 5))).toEqual({ stale: true, current: 5 });
+    expect(await store.putBundle(bundleRecord('td', 3))).toEqual({ stale: true, current: 5 });
+    expect(await store.putBundle(bundleRecord('td', 6))).toEqual({ revision: 2 });
+    expect((await store.listBundles()).map((b) => b.sequence)).toEqual([6]);
+  });
+
+  it('stamps policies with the revision they were written at', async () => {
+    const doc = (name: string) => ({ key: `TrafficPolicy/default/${name}`, kind: 'TrafficPolicy', namespace: 'default', name, document: { spec: { timeout: '1s', note: '@REVISION@' } } });
+    expect(await store.putPolicies([doc('a'), doc('b')])).toBe(1);
+    expect(await store.putPolicies([doc('b')])).toBe(2);
+    const policies = (await store.listPolicies()).sort((x, y) => x.key.localeCompare(y.key));
+    expect(policies.map((p) => [p.name, p.revision])).toEqual([['a', 1], ['b', 2]]);
+    expect(policies[0]?.document).toEqual({ spec: { timeout: '1s', note: '@REVISION@' } });
+    const changes = (await store.changesSince(1)) as Change[];
+    expect(changes).toEqual([{ revision: 2, type: 'policy', key: 'TrafficPolicy/default/b', op: 'put', value: { ...doc('b'), revision: 2 } }]);
+    expect(await store.deletePolicy('TrafficPolicy/default/a')).toBe(3);
+    expect(await store.deletePolicy('TrafficPolicy/default/a')).toBeUndefined();
+  });
+
+  it('changes cluster state with an audit trail, and ignores a change to the same state', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    expect(await store.setClusterState('a', 'draining', { by: 'alice', reason: 'maintenance', at: 42 })).toBe(2);
+    expect(await store.setClusterState('a', 'draining', { by: 'alice', reason: 'again', at: 43 })).toBeUndefined();
+    expect(await store.setClusterState('ghost', 'draining', { by: 'alice', reason: 'x', at: 43 })).toBeUndefined();
+    expect(await store.getCluster('a')).toMatchObject({ state: 'draining', stateChangedBy: 'alice', stateReason: 'maintenance', stateChangedAt: 42 });
+    await store.appendAudit({ at: 42, actor: 'alice', action: 'drain', target: 'a', detail: 'maintenance' });
+    expect(await store.listAudit(10)).toEqual([{ at: 42, actor: 'alice', action: 'drain', target: 'a', detail: 'maintenance' }]);
+  });
+
+  it('removes a cluster with its exports and bundle in one revision', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false });
+    await store.renewLease('a', 'replica-1', Date.now() + 60_000);
+    expect(await store.deleteCluster('a')).toBe(3);
+    const changes = (await store.changesSince(2)) as Change[];
+    expect(changes.map((c) => `${c.type} ${c.op} ${c.key}`).sort()).toEqual(['bundle delete a.acme.internal', 'cluster delete a', 'export delete a/default/payments']);
+    expect(await store.deleteCluster('a')).toBeUndefined();
+    const snapshot = await store.snapshot();
+    expect([snapshot.clusters, snapshot.exports, snapshot.bundles]).toEqual([[], [], []]);
+  });
+
+  it('reads a snapshot of everything at one revision', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.createCluster(clusterRecord('b'), bundleRecord('b.acme.internal'));
+    await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false });
+    await store.writeExports('b', { upserts: [exportRecord('b', 'payments')], deletes: [], replace: false });
+    await store.putPolicies([{ key: 'k', kind: 'TrafficPolicy', namespace: 'default', name: 'n', document: {} }]);
+    const snapshot = await store.snapshot();
+    expect(snapshot.epoch).toBe(await store.epoch());
+    expect(snapshot.revision).toBe(5);
+    expect(snapshot.clusters.map((c) => c.name).sort()).toEqual(['a', 'b']);
+    expect(snapshot.exports.map((e) => e.cluster).sort()).toEqual(['a', 'b']);
+    expect(snapshot.bundles).toHaveLength(2);
+    expect(snapshot.policies.map((p) => p.revision)).toEqual([5]);
+  });
+
+  it('asks for a snapshot once the change log no longer reaches back', async () => {
+    const small = await factory.create({ changeLogLength: 100 });
+    await small.open();
+    await small.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    for (let i = 0; i < 150; i++) {
+      await small.writeExports('a', { upserts: [exportRecord('a', `svc-${i}`)], deletes: [], replace: false });
+    }
+    expect(await small.changesSince(0)).toBe('snapshot-required');
+    const recent = (await small.changesSince(140)) as Change[];
+    expect(recent.map((c) => c.revision)).toEqual([141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151]);
+    expect(await small.changesSince(151)).toEqual([]);
+    const events = await collect(small.watch(0, new AbortController().signal), 1);
+    expect(events).toEqual([{ kind: 'reset', reason: 'snapshot-required' }]);
+  });
+
+  it('watches complete revisions in order, from the past into the future', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.writeExports('a', { upserts: [exportRecord('a', 'x'), exportRecord('a', 'y')], deletes: [], replace: false });
+    const controller = new AbortController();
+    const events: WatchEvent[] = [];
+    const watching = (async () => {
+      for await (const event of store.watch(1, controller.signal)) {
+        events.push(event);
+        if (events.length === 3) controller.abort();
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await store.putBundle(bundleRecord('a.acme.internal', 2));
+    await store.setClusterState('a', 'draining', { by: 't', reason: 'r', at: 1 });
+    await watching;
+    expect(events.map((e) => (e.kind === 'changes' ? `${e.revision}:${e.changes.length}` : e.reason))).toEqual(['2:2', '3:1', '4:1']);
+  });
+
+  it('stops watching when aborted', async () => {
+    const controller = new AbortController();
+    const done = collect(store.watch(0, controller.signal), 10, 10_000);
+    setTimeout(() => controller.abort(), 50);
+    await expect(done).resolves.toEqual([]);
+  });
+
+  it('reports an epoch change to watchers when the store loses its state, and refuses writes from the old epoch', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    const controller = new AbortController();
+    const events = collect(store.watch(1, controller.signal), 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await factory.loseState(store);
+    expect(await events).toEqual([{ kind: 'reset', reason: 'epoch-changed', epoch: undefined }]);
+    expect(await store.epoch()).toBeUndefined();
+    if (store.kind === 'redis') await expectCode(store.putBundle(bundleRecord('x', 1)), ErrorCodes.STORE_EPOCH_CHANGED);
+  });
+
+  it('restores a lost catalog under a new epoch, continuing revisions, only under the lock', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false });
+    const before = await store.snapshot();
+    await factory.loseState(store);
+    const token = await store.acquireLock('restore', 'replica-1', 10_000);
+    expect(token).toBeDefined();
+    await expectCode(store.restore({ ...before }, { lock: 'restore', holder: 'replica-2', token: token as number }), ErrorCodes.LOCK_LOST);
+    const restored = await store.restore({ ...before }, { lock: 'restore', holder: 'replica-1', token: token as number });
+    expect(restored.epoch).not.toBe(before.epoch);
+    expect(restored.revision).toBe(2);
+    const after = await store.snapshot();
+    expect(after.epoch).toBe(restored.epoch);
+    expect(after.exports).toEqual(before.exports);
+    expect(after.clusters).toEqual(before.clusters);
+    expect(await store.putBundle(bundleRecord('x.acme.internal', 1))).toEqual({ revision: 3 });
+    await expectCode(store.restore({ ...before }, { lock: 'restore', holder: 'replica-1', token: token as number }), ErrorCodes.STORE_CONFLICT);
+  });
+
+  it('consumes a join token once: ok, then used; expired and unknown tokens are told apart', async () => {
+    const now = Date.now();
+    await store.putToken('h1', { cluster: 'a', expiresAt: now + 60_000, createdBy: 'alice', createdAt: now }, 120_000);
+    await store.putToken('h2', { cluster: 'b', expiresAt: now - 1, createdBy: 'alice', createdAt: now - 10 }, 120_000);
+    expect(await store.consumeToken('h1', now)).toMatchObject({ status: 'ok', record: { cluster: 'a', usedAt: now } });
+    expect(await store.consumeToken('h1', now + 5)).toMatchObject({ status: 'used', record: { cluster: 'a', usedAt: now } });
+    expect(await store.consumeToken('h2', now)).toMatchObject({ status: 'expired', record: { cluster: 'b' } });
+    expect(await store.consumeToken('nope', now)).toEqual({ status: 'unknown' });
+  });
+
+  it('tracks leases and lists the expired ones', async () => {
+    await store.renewLease('a', 'r1', 1000);
+    await store.renewLease('b', 'r1', 5000);
+    expect(await store.expiredLeases(2000)).toEqual(['a']);
+    await store.renewLease('a', 'r2', 9000);
+    expect(await store.expiredLeases(6000)).toEqual(['b']);
+    await store.removeLease('b');
+    expect(await store.expiredLeases(10_000)).toEqual(['a']);
+    await store.ensureLeases(['a', 'c'], 'r3', 20_000);
+    expect(await store.expiredLeases(10_000)).toEqual(['a']);
+    expect(await store.expiredLeases(20_000)).toEqual(['a', 'c']);
+  });
+
+  it('grants a lock to one holder at a time with increasing fencing tokens', async () => {
+    const t1 = await store.acquireLock('leader', 'r1', 200);
+    expect(t1).toBeGreaterThan(0);
+    expect(await store.acquireLock('leader', 'r2', 200)).toBeUndefined();
+    expect(await store.acquireLock('leader', 'r1', 200)).toBe(t1);
+    expect(await store.renewLock({ lock: 'leader', holder: 'r1', token: t1 as number }, 200)).toBe(true);
+    expect(await store.renewLock({ lock: 'leader', holder: 'r2', token: t1 as number }, 200)).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const t2 = await store.acquireLock('leader', 'r2', 10_000);
+    expect(t2).toBeGreaterThan(t1 as number);
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    // r1 thinks it still leads: its fenced write is refused.
+    await expectCode(store.setClusterState('a', 'unreachable', { by: 'r1', reason: 'lease expired', at: 1 }, { lock: 'leader', holder: 'r1', token: t1 as number }), ErrorCodes.LOCK_LOST);
+    expect(await store.setClusterState('a', 'unreachable', { by: 'r2', reason: 'lease expired', at: 1 }, { lock: 'leader', holder: 'r2', token: t2 as number })).toBe(2);
+    await store.releaseLock({ lock: 'leader', holder: 'r2', token: t2 as number });
+    expect(await store.acquireLock('leader', 'r3', 200)).toBeGreaterThan(t2 as number);
+  });
+
+  it('keeps gateway runtime status per instance, outside the catalog', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    const revision = await store.revision();
+    const status = { cluster: 'a', instance: 'gw-1', version: '0.1.0', connected: true, replica: 'r1', lastSeen: 5, appliedRevision: 3, appliedPolicyRevision: 2, lastNack: '', lastNackRevision: 0, exports: 4, connectedAt: 1 };
+    await store.putGatewayStatus(status);
+    await store.putGatewayStatus({ ...status, appliedRevision: 4 });
+    await store.putGatewayStatus({ ...status, instance: 'gw-2', lastSeen: 50 });
+    const byInstance = (list: Array<{ instance: string }>) => [...list].sort((x, y) => x.instance.localeCompare(y.instance));
+    expect(byInstance(await store.listGatewayStatus())).toEqual([{ ...status, appliedRevision: 4 }, { ...status, instance: 'gw-2', lastSeen: 50 }]);
+    expect(await store.revision()).toBe(revision);
+    // Retention: instances not seen since `before` leave.
+    expect(await store.pruneGatewayStatus(10)).toBe(1);
+    expect((await store.listGatewayStatus()).map((s) => s.instance)).toEqual(['gw-2']);
+    // A status for a cluster that is not a member (removed meanwhile) is not recorded.
+    await store.putGatewayStatus({ ...status, cluster: 'ghost' });
+    expect((await store.listGatewayStatus()).map((s) => s.cluster)).toEqual(['a']);
+    // Removing the cluster removes its statuses.
+    await store.deleteCluster('a');
+    expect(await store.listGatewayStatus()).toEqual([]);
+  });
+});
+
+describe('RedisStore specifics', () => {
+  it('is unavailable, not broken, while Redis is down, and recovers', async () => {
+    const own = await RedisProcess.start();
+    const store = new RedisStore({ url: own.url, keyPrefix: 'down' });
+    opened.push(store);
+    await store.open();
+    await own.kill();
+    await expectCode(store.ping(), ErrorCodes.STORE_UNAVAILABLE);
+    await own.launch();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await store.ping();
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    // Restarted without persistence: the epoch is gone, which is how a controller notices.
+    expect(await store.epoch()).toBeUndefined();
+    await own.stop();
+  });
+
+  it('keeps every key of the federation under one hash tag', async () => {
+    const store = new RedisStore({ url: redis.url, keyPrefix: 'tagged' });
+    opened.push(store);
+    await store.open();
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false });
+    await store.putToken('h', { cluster: 'a', expiresAt: Date.now() + 1000, createdBy: 'x', createdAt: 1 }, 10_000);
+    await store.acquireLock('leader', 'r1', 10_000);
+    await store.renewLease('a', 'r1', 1);
+    const keys = (await redisCommand(redis.port, 'KEYS *tagged*')).split('\r\n').filter((line) => line.includes('tagged'));
+    expect(keys.length).toBeGreaterThanOrEqual(8);
+    for (const key of keys) expect(key.startsWith('{tagged}:')).toBe(true);
+  });
+});
