@@ -101,6 +101,8 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
   const keys: Array<string | undefined> = [];
   const seen = new Map<string, string>();
   const istio: Array<{ input: IstioInput; origin: string }> = [];
+  // The spec as written (before defaults), so overlap warnings name only fields a document set.
+  const written = new Map<CompiledPolicy, unknown>();
 
   inputs.forEach((input) => {
     const envelopeIssues: InputIssue[] = [];
@@ -132,14 +134,21 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
     for (const key of Object.keys(document)) {
       if (!['apiVersion', 'kind', 'metadata', 'spec'].includes(key)) shapeIssues.push({ path: [key], message: 'unknown field' });
     }
-    metadataShape.check(document.metadata, ['metadata'], shapeIssues);
-    const spec = SPEC_SHAPES[kind].check(document.spec, ['spec'], shapeIssues);
+    const metadataIssues: ShapeIssue[] = [];
+    metadataShape.check(document.metadata, ['metadata'], metadataIssues);
+    // The envelope already judged name and namespace; their shape check would say it again.
+    const judged = new Set(envelopeIssues.map((i) => i.path));
+    shapeIssues.push(...metadataIssues.filter((i) => !judged.has(formatPath(i.path))));
+    if (document.spec === undefined || document.spec === null) shapeIssues.push({ path: ['spec'], message: 'required' });
+    const spec = document.spec === undefined || document.spec === null ? undefined : SPEC_SHAPES[kind].check(document.spec, ['spec'], shapeIssues);
     const semantic: ShapeIssue[] = [];
     if (spec !== undefined) semanticChecks(kind, spec, (path, message) => semantic.push({ path, message }));
     for (const issue of [...shapeIssues, ...semantic]) issues.push(located(input, issue.path, issue.message));
     if (spec === undefined || shapeIssues.length + semantic.length > 0) return;
     const s = spec as { service?: string; clusters?: string[] };
-    policies.push({ kind, origin: envelope.key, name: envelope.name, namespace: envelope.namespace, service: s.service, clusters: s.clusters, spec } as CompiledPolicy);
+    const compiled = { kind, origin: envelope.key, name: envelope.name, namespace: envelope.namespace, service: s.service, clusters: s.clusters, spec } as CompiledPolicy;
+    written.set(compiled, document.spec);
+    policies.push(compiled);
   });
 
   if (istio.length > 0) {
@@ -157,10 +166,12 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
       for (const issue of [...shapeIssues, ...semantic]) issues.push({ source: doc.source, line: input?.lineOf?.([]), path: '', message: `${doc.from} converts to a ${doc.kind} that is invalid: ${formatPath(issue.path)}: ${issue.message}`, severity: 'error' });
       if (spec === undefined || shapeIssues.length + semantic.length > 0) continue;
       const s = spec as { service?: string; clusters?: string[] };
-      policies.push({ kind: doc.kind, origin, name: doc.name, namespace: doc.namespace, service: s.service, clusters: s.clusters, spec } as CompiledPolicy);
+      const compiled = { kind: doc.kind, origin, name: doc.name, namespace: doc.namespace, service: s.service, clusters: s.clusters, spec } as CompiledPolicy;
+      written.set(compiled, doc.spec);
+      policies.push(compiled);
     }
   }
-  warnings.push(...overlapWarnings(policies));
+  warnings.push(...overlapWarnings(policies, written));
   const order = new Map(inputs.map((input, index) => [input.source, index]));
   const byPosition = (a: InputIssue, b: InputIssue): number => (order.get(a.source ?? '') ?? 0) - (order.get(b.source ?? '') ?? 0) || (a.line ?? 0) - (b.line ?? 0);
   issues.sort(byPosition);
@@ -169,9 +180,9 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
 }
 
 /** What a document sets, for overlap reporting: whole documents for Route/Fault, fields for the merged kinds. */
-function fieldsSet(p: CompiledPolicy): string[] {
+function fieldsSet(p: CompiledPolicy, written: ReadonlyMap<CompiledPolicy, unknown>): string[] {
   if (p.kind === 'RoutePolicy' || p.kind === 'FaultPolicy') return ['*'];
-  const spec = p.spec as Record<string, unknown>;
+  const spec = (written.get(p) ?? p.spec) as Record<string, unknown>;
   const out: string[] = [];
   for (const [key, value] of Object.entries(spec)) {
     if (key === 'service' || key === 'clusters' || value === undefined) continue;
@@ -185,7 +196,7 @@ function fieldsSet(p: CompiledPolicy): string[] {
  * Two documents of one kind, scope and specificity that set the same thing: the precedence rule
  * decides (the name first in order wins), but the operator should know.
  */
-function overlapWarnings(policies: readonly CompiledPolicy[]): InputIssue[] {
+function overlapWarnings(policies: readonly CompiledPolicy[], written: ReadonlyMap<CompiledPolicy, unknown>): InputIssue[] {
   const out: InputIssue[] = [];
   const groups = new Map<string, CompiledPolicy[]>();
   for (const p of policies) {
@@ -199,7 +210,8 @@ function overlapWarnings(policies: readonly CompiledPolicy[]): InputIssue[] {
     const first = sorted[0] as CompiledPolicy;
     const target = first.service ? `${first.service}.${first.namespace}` : `every service of namespace ${first.namespace}`;
     for (const other of sorted.slice(1)) {
-      const shared = fieldsSet(first).filter((f) => fieldsSet(other).includes(f));
+      const theirs = fieldsSet(other, written);
+      const shared = fieldsSet(first, written).filter((f) => theirs.includes(f));
       if (shared.length === 0) continue;
       const what = shared.includes('*') ? `both apply to ${target}` : `both set ${shared.join(', ')} for ${target}`;
       out.push({ path: '', source: other.origin, message: `${first.kind} ${first.name} and ${other.name} ${what}${first.clusters ? ` on ${first.clusters.join(', ')}` : ''}: ${first.name} wins (equally specific documents: the name first in order)`, severity: 'warning' });

@@ -34,7 +34,7 @@ export function readEnvelope(document: unknown, issues: InputIssue[], source?: s
   const name = metadata.name;
   const namespace = metadata.namespace ?? 'default';
   if (typeof name !== 'string' || !NAME.test(name)) at('metadata.name', typeof name === 'string' ? `"${name}" is not a valid name (lower-case letters, digits, "-" and ".")` : 'required');
-  if (typeof namespace !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) at('metadata.namespace', 'must be a DNS label');
+  if (typeof namespace !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) at('metadata.namespace', 'must be a DNS label: lower-case letters, digits and "-", at most 63 characters, starting and ending with a letter or digit');
   if (typeof apiVersion !== 'string' || typeof kind !== 'string' || typeof name !== 'string' || typeof namespace !== 'string') return undefined;
   return { key: policyKey(kind, namespace, name), apiVersion, kind, namespace, name };
 }

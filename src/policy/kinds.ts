@@ -137,9 +137,14 @@ function principalPattern(): Shape<string> {
 }
 
 function pathPattern(): Shape<string> {
+  // Istio's rule: exact, prefix ("/api/*") or suffix ("*.json") — a star at one end only.
   return refine(str({ minLength: 1 }), (value) => {
-    if (value === '*' || value.startsWith('/') || value.startsWith('*')) return value.indexOf('*', 1) > 0 && !value.endsWith('*') ? `"${value}": "*" may only start or end a path pattern` : undefined;
-    return `"${value}" must start with "/" or "*"`;
+    if (value === '*') return undefined;
+    if (!value.startsWith('/') && !value.startsWith('*')) return `"${value}" must start with "/" or "*"`;
+    const inner = value.slice(1, -1);
+    if (inner.includes('*')) return `"${value}": "*" may only start or end a path pattern`;
+    if (value.length > 1 && value.startsWith('*') && value.endsWith('*')) return `"${value}": "*" may start or end a path pattern, not both (prefix or suffix match)`;
+    return undefined;
   });
 }
 

@@ -109,19 +109,26 @@ describe('rotation under continuous traffic', () => {
     const peer = await startServer(serverSvid, trust);
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
     const loop = trafficLoop(peer.port, () => clientSvid.current, trust, keepAlive);
+    // Each rotation happens with requests flowing: wait for a few to complete between rotations
+    // (a count, not a time, so a loaded machine does not change what is tested).
+    const afterRequests = async (count: number): Promise<void> => {
+      const target = loop.stats.ok + loop.stats.failed + count;
+      const deadline = Date.now() + 10_000;
+      while (loop.stats.ok + loop.stats.failed < target && Date.now() < deadline) await pause(10);
+    };
     for (let i = 0; i < 5; i++) {
-      await pause(150);
+      await afterRequests(8);
       serverSvid.rotate();
       clientSvid.rotate();
     }
-    await pause(150);
+    await afterRequests(8);
     const stats = await loop.stop();
     keepAlive.destroy();
     await peer.close();
     console.log(`leaf rotation: ${stats.ok} requests ok, ${stats.failed} failed, ${stats.serverSerials.size} server certificates seen, ${peer.connections} connections`);
     expect(stats.errors).toEqual([]);
     expect(stats.failed).toBe(0);
-    expect(stats.ok).toBeGreaterThan(50);
+    expect(stats.ok).toBeGreaterThanOrEqual(48);
     expect(stats.serverSerials.size).toBeGreaterThanOrEqual(5);
   });
 

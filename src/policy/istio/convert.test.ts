@@ -531,14 +531,12 @@ describe('Istio import: errors, each at its path', () => {
 
 describe('Istio import: documented Istio behaviour, each problem reported once', () => {
   it('a single destination takes all traffic whatever its weight (Istio: "the weight value is assumed to be 100")', () => {
-    // Today the weight is copied, and the native check then refuses "weights must sum to 100 (got 50)".
     const { errors, policies } = compile({ [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ destination: { host: payments }, weight: 50 }]\n') });
     expect(errors).toEqual([]);
     expect(only(policies, 'RoutePolicy').spec.routes[0]?.destinations).toEqual([{ labels: {}, weight: 100 }]);
   });
 
   it('a missing weight among several destinations is reported once, like a native RoutePolicy', () => {
-    // Today the missing weight also counts as 0 in "weights must sum to 100 (got 90)".
     const { errors } = compile({
       [FILE]: vs(`  hosts: [payments]
   http:
@@ -552,13 +550,11 @@ describe('Istio import: documented Istio behaviour, each problem reported once',
   });
 
   it('a VirtualService with two hosts reports each unsupported field once', () => {
-    // Today http[] is walked once per host, and every warning (and error) repeats per host.
     const { warnings } = compile({ [FILE]: vs('  hosts: [payments, payments.shop.svc.cluster.local]\n  http:\n    - route: [{ destination: { host: payments } }]\n      mirror: { host: shadow }\n') });
     expect(warnings.filter((w) => w.includes('spec.http[0].mirror'))).toEqual([`${FILE}:10: spec.http[0].mirror: not supported, ignored`]);
   });
 
   it('consecutiveGatewayErrors ignored next to consecutive5xxErrors is reported', () => {
-    // Today only consecutiveErrors gets the "takes precedence" warning; consecutiveGatewayErrors is dropped silently.
     const { warnings, policies } = compile({ [FILE]: drPolicy('    outlierDetection:\n      consecutive5xxErrors: 5\n      consecutiveGatewayErrors: 2\n') });
     expect(outlier(policies)).toEqual({ consecutiveErrors: 5 });
     expect(warnings).toHaveLength(1);

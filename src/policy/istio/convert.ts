@@ -43,6 +43,12 @@ export function isIstio(document: Record<string, unknown>): boolean {
 type Path = Array<string | number>;
 
 class Reporter {
+  /**
+   * One VirtualService with several hosts walks its http[] once per host; a problem found on each
+   * walk is still one problem.
+   */
+  private readonly seen = new Set<string>();
+
   constructor(
     private readonly input: IstioInput,
     private readonly issues: InputIssue[],
@@ -53,12 +59,19 @@ class Reporter {
     return { source: this.input.source, line: this.input.lineOf?.(path), path: formatPath(path) };
   }
 
+  private once(severity: string, path: Path, message: string): boolean {
+    const key = `${severity}|${formatPath(path)}|${message}`;
+    if (this.seen.has(key)) return false;
+    this.seen.add(key);
+    return true;
+  }
+
   error(path: Path, message: string): void {
-    this.issues.push({ ...this.at(path), message, severity: 'error' });
+    if (this.once('error', path, message)) this.issues.push({ ...this.at(path), message, severity: 'error' });
   }
 
   warn(path: Path, message = 'not supported, ignored'): void {
-    this.warnings.push({ ...this.at(path), message, severity: 'warning' });
+    if (this.once('warning', path, message)) this.warnings.push({ ...this.at(path), message, severity: 'warning' });
   }
 
   /** Warns about every key of `value` not in `known`. */
@@ -226,6 +239,10 @@ function destinationRule(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<s
     const consecutive = outlier.consecutive5xxErrors ?? outlier.consecutiveErrors ?? outlier.consecutiveGatewayErrors;
     if (consecutive !== undefined) mapped.consecutiveErrors = consecutive;
     if (outlier.consecutive5xxErrors !== undefined && outlier.consecutiveErrors !== undefined) r.warn([...base, 'consecutiveErrors'], 'ignored: consecutive5xxErrors takes precedence');
+    if (outlier.consecutiveGatewayErrors !== undefined && (outlier.consecutive5xxErrors !== undefined || outlier.consecutiveErrors !== undefined)) {
+      // fedgate counts one kind of consecutive error; the gateway-error count (502/503/504 only) cannot be kept beside it.
+      r.warn([...base, 'consecutiveGatewayErrors'], `ignored: ${outlier.consecutive5xxErrors !== undefined ? 'consecutive5xxErrors' : 'consecutiveErrors'} takes precedence`);
+    }
     if (outlier.interval !== undefined) mapped.interval = duration(outlier.interval) ?? outlier.interval;
     if (outlier.baseEjectionTime !== undefined) mapped.baseEjectionTime = duration(outlier.baseEjectionTime) ?? outlier.baseEjectionTime;
     if (outlier.maxEjectionPercent !== undefined) mapped.maxEjectionPercent = outlier.maxEjectionPercent;
@@ -337,6 +354,7 @@ function virtualService(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<st
       const routeList = list(http.route);
       if (routeList.length === 0) r.error([...at, 'route'], 'at least one route is required');
       let sum = 0;
+      let weightMissing = false;
       routeList.forEach((route, k) => {
         if (!isObject(route) || !isObject(route.destination)) {
           r.error([...at, 'route', k, 'destination'], 'required');
@@ -350,8 +368,12 @@ function virtualService(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<st
           r.error([...at, 'route', k, 'destination', 'host'], `routes to another service are not supported (${String(route.destination.host)} is not ${service.name}.${service.namespace})`);
           return;
         }
-        const weight = typeof route.weight === 'number' ? route.weight : routeList.length === 1 ? 100 : 0;
-        if (typeof route.weight !== 'number' && routeList.length > 1) r.error([...at, 'route', k, 'weight'], 'required when a route has several destinations');
+        // Istio: a single destination takes all traffic, whatever weight it names.
+        const weight = routeList.length === 1 ? 100 : typeof route.weight === 'number' ? route.weight : 0;
+        if (typeof route.weight !== 'number' && routeList.length > 1) {
+          r.error([...at, 'route', k, 'weight'], 'required when a route has several destinations');
+          weightMissing = true;
+        }
         sum += weight;
         let labels: Record<string, string> = {};
         if (typeof route.destination.subset === 'string') {
@@ -364,7 +386,7 @@ function virtualService(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<st
         }
         destinations.push({ labels, weight });
       });
-      if (routeList.length > 1 && sum !== 100) r.error([...at, 'route', routeList.length - 1, 'weight'], `weights must sum to 100 (got ${sum})`);
+      if (routeList.length > 1 && !weightMissing && sum !== 100) r.error([...at, 'route', routeList.length - 1, 'weight'], `weights must sum to 100 (got ${sum})`);
       const name = typeof http.name === 'string' && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(http.name) ? http.name : `http-${i}`;
       routes.push({ name, match: matches, destinations, ...(duration(http.timeout) ? { timeout: http.timeout } : {}) });
       if (isObject(http.retries)) {
