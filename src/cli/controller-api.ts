@@ -6,6 +6,8 @@ import { SpiffeId } from '../model/spiffe-id.js';
 import {
   AdminClient,
   type AdminResponse,
+  type BlackholeRequest,
+  type DrillEvent,
   type ClusterRequest,
   type CreateTokenRequest,
   type CreateTokenResponse,
@@ -65,6 +67,8 @@ export interface AdminApi {
   putPolicies(request: PutPoliciesRequest): Promise<PutPoliciesResponse>;
   deletePolicy(request: DeletePolicyRequest): Promise<AdminResponse>;
   listPolicies(request: ListPoliciesRequest): Promise<ListPoliciesResponse>;
+  blackholeService(request: BlackholeRequest): Promise<AdminResponse>;
+  recordDrill(request: DrillEvent): Promise<AdminResponse>;
 }
 
 export interface AdminConnection {
@@ -116,6 +120,8 @@ export function connectAdmin(address: string, credentials: AdminCredentials, tim
     putPolicies: unary('putPolicies'),
     deletePolicy: unary('deletePolicy'),
     listPolicies: unary('listPolicies'),
+    blackholeService: unary('blackholeService'),
+    recordDrill: unary('recordDrill'),
   };
   return { call, close: () => client.close() };
 }

@@ -72,7 +72,7 @@ function readPolicyFiles(paths: readonly string[]): ReadSet {
   return { inputs, origins, syntax, files: files.length + (paths.includes('-') ? 1 : 0) };
 }
 
-function validateFiles(paths: readonly string[]): { read: ReadSet; result: PolicySetResult; errors: InputIssue[] } {
+export function validateFiles(paths: readonly string[]): { read: ReadSet; result: PolicySetResult; errors: InputIssue[] } {
   const read = readPolicyFiles(paths);
   const result = validatePolicySet(read.inputs);
   const errors = [...read.syntax, ...result.issues];

@@ -4,6 +4,8 @@ import { registerCaCommand } from './ca.js';
 import { ExitWith, UsageError } from './cli-error.js';
 import { registerClusterCommand } from './cluster.js';
 import { registerConfigCommand } from './config.js';
+import { registerDemoCommand } from './demo.js';
+import { registerDrillCommand } from './drill.js';
 import { registerControllerCommand } from './controller.js';
 import { registerGatewayCommand, registerJoinCommand } from './gateway.js';
 import { registerPolicyCommand } from './policy.js';
@@ -27,6 +29,8 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerJoinCommand(program, io);
   registerPolicyCommand(program, io);
   registerStatusCommand(program, io);
+  registerDrillCommand(program, io);
+  registerDemoCommand(program, io);
   return program;
 }
 

@@ -204,6 +204,13 @@ export class Controller {
       caHash: this.identity.caHash,
       defaultTokenTtlMs: spec.tokenTtl,
       storeReady: () => this.storeReady,
+      drillMetrics: {
+        runs: counter(this.options.registry, 'fedgate_drill_runs_total', 'Drills finished, by service, mode and outcome (passed, failed, aborted)', ['service', 'mode', 'outcome']),
+        running: gauge(this.options.registry, 'fedgate_drill_running', '1 while a drill of this service and mode runs', ['service', 'mode']),
+        lastFailoverSeconds: gauge(this.options.registry, 'fedgate_drill_last_failover_seconds', 'Time to 100% failed over in the last drill; -1 when it never completed', ['service', 'mode']),
+        lastErrors: gauge(this.options.registry, 'fedgate_drill_last_errors', 'Failed requests in the last drill', ['service', 'mode']),
+        lastFinished: gauge(this.options.registry, 'fedgate_drill_last_finished_timestamp_seconds', 'When the last drill ended (unix seconds)', ['service', 'mode']),
+      },
     });
     apiServer.addService(AdminServiceDef, admin.handlers as never);
     const apiPort = await bindServer(apiServer, spec.listen, this.apiCredentials);

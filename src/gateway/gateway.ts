@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Backoff, sleep } from '../core/backoff.js';
@@ -11,7 +10,7 @@ import type { ClusterConfig } from '../config/cluster-config.js';
 import { gatewayDefaultsShape, type GatewayDefaults } from '../config/federation-config.js';
 import type { FederationDirectory } from '../config/load.js';
 import { deepFreeze, formatPath, type ShapeIssue } from '../config/shape.js';
-import { startAdminServer, sendJson, type AdminServer } from '../admin/admin-server.js';
+import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { Registry } from '../admin/metrics.js';
 import { SpiffeId } from '../model/spiffe-id.js';
 import type { PolicyRecord } from '../model/catalog.js';
@@ -375,6 +374,7 @@ export class Gateway {
       stateChangedBy: '',
       stateChangedAtMs: 0,
       joinedAtMs: 0,
+      blackholedServices: [],
     };
   }
 
@@ -465,6 +465,15 @@ export class Gateway {
   }
 
   /** Keeps trust, pools and health checks in step with the catalog. */
+  /** A drill's blackhole comes with the catalog (set through the controller's audited admin API). */
+  private applyBlackholes(services: readonly string[]): void {
+    const next = new Set(services);
+    for (const service of next) if (!this.blackholes.has(service)) this.log.warn({ service }, 'blackhole on: no longer answering for this service (drill)');
+    for (const service of this.blackholes) if (!next.has(service)) this.log.warn({ service }, 'blackhole off: answering for this service again');
+    this.blackholes.clear();
+    for (const service of next) this.blackholes.add(service);
+  }
+
   /** Providers that mirror the clusterset (Kubernetes ServiceImports) learn every catalog change. */
   private reportImports(data: CatalogData): void {
     const report = this.options.discovery.reportImports?.bind(this.options.discovery);
@@ -480,6 +489,7 @@ export class Gateway {
   }
 
   private applyCatalog(data: CatalogData): void {
+    this.applyBlackholes(data.clusters.get(this.name)?.blackholed ?? []);
     const problems = this.identity.applyCatalogBundles(data.bundles.values());
     for (const problem of problems) this.log.error({ problem }, 'bundle rejected');
     for (const [key, entry] of this.pools) {
@@ -697,35 +707,9 @@ export class Gateway {
       log: log.child({ component: 'admin' }),
       readiness: () => this.readiness(),
       config: () => this.describe(),
-      routes: {
-        'POST /blackhole': (req, res, body) => this.blackholeRoute(req.socket.remoteAddress, res, body),
-      },
     });
     this.closer.add('admin', () => this.admin.close());
     this.listening = true;
-  }
-
-  private blackholeRoute(remote: string | undefined, res: ServerResponse, body: Buffer): void {
-    // The admin port is for operators and the drill runner on the same host; refuse other callers.
-    if (remote !== '127.0.0.1' && remote !== '::1' && remote !== '::ffff:127.0.0.1') {
-      sendJson(res, 403, { error: 'blackhole is only accepted from the loopback interface' });
-      return;
-    }
-    let request: { service?: string; enabled?: boolean };
-    try {
-      request = JSON.parse(body.toString('utf8')) as typeof request;
-    } catch {
-      sendJson(res, 400, { error: 'body must be JSON: {"service": "namespace/name", "enabled": true}' });
-      return;
-    }
-    if (typeof request.service !== 'string' || !/^[a-z0-9-]+\/[a-z0-9-]+$/.test(request.service) || typeof request.enabled !== 'boolean') {
-      sendJson(res, 400, { error: 'body must be JSON: {"service": "namespace/name", "enabled": true}' });
-      return;
-    }
-    if (request.enabled) this.blackholes.add(request.service);
-    else this.blackholes.delete(request.service);
-    this.log.warn({ service: request.service, enabled: request.enabled }, request.enabled ? 'blackhole on: no longer answering for this service' : 'blackhole off');
-    sendJson(res, 200, { blackholed: [...this.blackholes] });
   }
 
   readiness(): { ready: boolean; reason?: string } {

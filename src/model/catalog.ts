@@ -21,6 +21,11 @@ export interface ClusterRecord {
   stateChangedBy: string;
   stateChangedAt: number;
   joinedAt: number;
+  /**
+   * Services (`namespace/name`) this cluster's gateway stops answering for while a blackhole drill
+   * runs. Kept in the catalog so every controller replica and a reconnecting gateway agree on it.
+   */
+  blackholed?: string[];
 }
 
 export interface ServicePort {

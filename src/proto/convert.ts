@@ -117,6 +117,7 @@ export function clusterToProto(record: ClusterRecord): ClusterInfo {
     stateChangedBy: record.stateChangedBy,
     stateChangedAtMs: record.stateChangedAt,
     joinedAtMs: record.joinedAt,
+    blackholedServices: record.blackholed ?? [],
   };
 }
 
@@ -124,7 +125,15 @@ export function clusterToProto(record: ClusterRecord): ClusterInfo {
 export function clusterRecordFromProto(info: ClusterInfo): ClusterRecord {
   const base = clusterFromProto(info, 'CatalogUpdate.clusters');
   const state = (CLUSTER_STATES as readonly string[]).includes(info.state) ? (info.state as ClusterState) : 'active';
-  return { ...base, state, stateReason: info.stateReason, stateChangedBy: info.stateChangedBy, stateChangedAt: info.stateChangedAtMs, joinedAt: info.joinedAtMs };
+  return {
+    ...base,
+    state,
+    stateReason: info.stateReason,
+    stateChangedBy: info.stateChangedBy,
+    stateChangedAt: info.stateChangedAtMs,
+    joinedAt: info.joinedAtMs,
+    ...(info.blackholedServices.length > 0 ? { blackholed: [...info.blackholedServices] } : {}),
+  };
 }
 
 export function bundleToProto(bundle: BundleRecord): TrustBundle {

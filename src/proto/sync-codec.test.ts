@@ -19,7 +19,7 @@ describe('serializeSyncDown', () => {
     revision: 42,
     baseRevision: 41,
     snapshot: false,
-    clusters: [{ name: 'a', region: 'r', zone: 'z', trustDomain: 'a.td', gatewayAddresses: ['127.0.0.1:1'], labels: { k: 'v' }, state: 'active', stateReason: '', stateChangedBy: '', stateChangedAtMs: 5, joinedAtMs: 6 }],
+    clusters: [{ name: 'a', region: 'r', zone: 'z', trustDomain: 'a.td', gatewayAddresses: ['127.0.0.1:1'], labels: { k: 'v' }, state: 'active', stateReason: '', stateChangedBy: '', stateChangedAtMs: 5, joinedAtMs: 6 , blackholedServices: []}],
     removedClusters: ['gone'],
     services: [],
     removedServices: ['default/old'],

@@ -239,7 +239,7 @@ describe('controller faults (real processes, real Redis)', () => {
       const { joinFederation } = await import('../../src/gateway/control/join-client.js');
       const { PkiDirectory } = await import('../../src/pki/pki-directory.js');
       const bundle = PkiDirectory.init(join(dir, 'pki', 'eu-west'), { trustDomain: 'eu-west.acme.internal' }).bundle();
-      const info = { name: 'eu-west', region: 'eu', zone: 'eu-a', trustDomain: 'eu-west.acme.internal', gatewayAddresses: ['127.0.0.1:1'], labels: {}, state: '', stateReason: '', stateChangedBy: '', stateChangedAtMs: 0, joinedAtMs: 0 };
+      const info = { name: 'eu-west', region: 'eu', zone: 'eu-a', trustDomain: 'eu-west.acme.internal', gatewayAddresses: ['127.0.0.1:1'], labels: {}, state: '', stateReason: '', stateChangedBy: '', stateChangedAtMs: 0, joinedAtMs: 0 , blackholedServices: []};
       await joinFederation({ token, info, bundle, log: (await import('../../src/core/logger.js')).createSilentLogger() });
       await eventually(() => east.catalog.data.clusters.get('eu-west')?.state === 'unreachable', 'eu-west, never connected, unreachable', 15_000);
     } finally {

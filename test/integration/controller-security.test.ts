@@ -18,7 +18,7 @@ import { eventually, exportSpec, joinSimulatedGateway, startTestController, type
 const log = createSilentLogger();
 
 function clusterInfo(name: string) {
-  return { name, region: 'r', zone: 'z', trustDomain: `${name}.acme.internal`, gatewayAddresses: ['127.0.0.1:1'], labels: {}, state: '', stateReason: '', stateChangedBy: '', stateChangedAtMs: 0, joinedAtMs: 0 };
+  return { name, region: 'r', zone: 'z', trustDomain: `${name}.acme.internal`, gatewayAddresses: ['127.0.0.1:1'], labels: {}, state: '', stateReason: '', stateChangedBy: '', stateChangedAtMs: 0, joinedAtMs: 0 , blackholedServices: []};
 }
 
 /** Opens a raw Sync stream with a given certificate, to act as a misbehaving gateway. */

@@ -111,6 +111,7 @@ export async function joinSimulatedGateway(
     stateChangedBy: '',
     stateChangedAtMs: 0,
     joinedAtMs: 0,
+    blackholedServices: [],
   };
   const { token } = await admin.call.createToken({ cluster: name, ttlMs: 60_000 });
   const membership = await joinFederation({ token, info, bundle: identity.ownBundle, log });

@@ -1,11 +1,14 @@
 import { ErrorCodes, errorMessage, FedgateError, formatIssue, PolicyError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { Counter, Gauge } from '../../admin/metrics.js';
 import { createJoinToken } from '../../model/join-token.js';
 import { SpiffeId } from '../../model/spiffe-id.js';
 import { clusterToProto, policyToProto } from '../../proto/convert.js';
 import type {
   AdminResponse,
+  BlackholeRequest,
   ClusterRequest,
+  DrillEvent,
   CreateTokenRequest,
   CreateTokenResponse,
   DeletePolicyRequest,
@@ -43,7 +46,19 @@ export interface AdminServiceOptions {
   caHash: string;
   defaultTokenTtlMs: number;
   storeReady: () => boolean;
+  drillMetrics: DrillMetrics;
 }
+
+/** Drills report to the controller so that a scheduled drill is visible where the federation is watched. */
+export interface DrillMetrics {
+  runs: Counter<'service' | 'mode' | 'outcome'>;
+  running: Gauge<'service' | 'mode'>;
+  lastFailoverSeconds: Gauge<'service' | 'mode'>;
+  lastErrors: Gauge<'service' | 'mode'>;
+  lastFinished: Gauge<'service' | 'mode'>;
+}
+
+const SERVICE_KEY = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
 
@@ -93,7 +108,58 @@ export class AdminService {
     putPolicies: this.unary<PutPoliciesRequest, PutPoliciesResponse>('PutPolicies', async (request, actor) => this.putPolicies(request, actor)),
     deletePolicy: this.unary<DeletePolicyRequest, AdminResponse>('DeletePolicy', async (request, actor) => this.deletePolicy(request, actor)),
     listPolicies: this.unary<ListPoliciesRequest, ListPoliciesResponse>('ListPolicies', async () => this.listPolicies()),
+    blackholeService: this.unary<BlackholeRequest, AdminResponse>('BlackholeService', async (request, actor) => this.blackhole(request, actor)),
+    recordDrill: this.unary<DrillEvent, AdminResponse>('RecordDrill', async (request, actor) => this.recordDrill(request, actor)),
   };
+
+  /**
+   * The cluster's gateway stops answering for one service (a drill's "blackhole"): recorded on the
+   * cluster in the catalog, so it reaches the gateway through its Sync stream, survives a reconnect
+   * or a controller failover, and is undone the same way.
+   */
+  private async blackhole(request: BlackholeRequest, actor: string): Promise<AdminResponse> {
+    if (!SERVICE_KEY.test(request.service)) throw new FedgateError(ErrorCodes.USAGE, `service must be namespace/name (got "${request.service}")`);
+    const current = await this.options.store.getCluster(request.cluster);
+    if (!current) throw new FedgateError(ErrorCodes.CLUSTER_NOT_FOUND, `no cluster "${request.cluster}"`);
+    const services = new Set(current.blackholed ?? []);
+    const had = services.has(request.service);
+    if (had === request.enabled) {
+      return { revision: this.options.catalog.revision, message: `${request.service} at ${request.cluster} was already ${request.enabled ? 'blackholed' : 'answering'}` };
+    }
+    if (request.enabled) services.add(request.service);
+    else services.delete(request.service);
+    const { blackholed: _previous, ...rest } = current;
+    const revision = await this.options.store.putCluster(services.size > 0 ? { ...rest, blackholed: [...services].sort() } : rest);
+    const reason = request.reason || (request.enabled ? 'drill' : 'drill ended');
+    await this.options.store.appendAudit({ at: Date.now(), actor, action: request.enabled ? 'blackhole' : 'unblackhole', target: `${request.cluster} ${request.service}`, detail: reason });
+    this.options.log.warn({ cluster: request.cluster, service: request.service, actor, reason, revision }, request.enabled ? 'service blackholed at cluster' : 'service blackhole lifted');
+    return { revision, message: `${request.service} at ${request.cluster} ${request.enabled ? 'blackholed' : 'answering again'} at revision ${revision}` };
+  }
+
+  private async recordDrill(event: DrillEvent, actor: string): Promise<AdminResponse> {
+    if (!SERVICE_KEY.test(event.service)) throw new FedgateError(ErrorCodes.USAGE, `service must be namespace/name (got "${event.service}")`);
+    if (!['drain', 'blackhole', 'kill'].includes(event.mode)) throw new FedgateError(ErrorCodes.USAGE, `mode must be drain, blackhole or kill (got "${event.mode}")`);
+    const labels = { service: event.service, mode: event.mode };
+    const metrics = this.options.drillMetrics;
+    const at = Date.now();
+    if (event.phase === 'started') {
+      metrics.running.set(labels, 1);
+      await this.options.store.appendAudit({ at, actor, action: 'drill-start', target: event.service, detail: `${event.mode} ${event.failedCluster}, traffic from ${event.fromCluster}` });
+    } else if (event.phase === 'finished') {
+      if (!['passed', 'failed', 'aborted'].includes(event.outcome)) throw new FedgateError(ErrorCodes.USAGE, `outcome must be passed, failed or aborted (got "${event.outcome}")`);
+      metrics.running.set(labels, 0);
+      metrics.runs.inc({ ...labels, outcome: event.outcome });
+      metrics.lastFailoverSeconds.set(labels, event.failoverSeconds);
+      metrics.lastErrors.set(labels, event.errors);
+      metrics.lastFinished.set(labels, at / 1000);
+      const failover = event.failoverSeconds >= 0 ? `full failover ${event.failoverSeconds.toFixed(3)}s` : 'never fully failed over';
+      await this.options.store.appendAudit({ at, actor, action: 'drill-end', target: event.service, detail: `${event.mode} ${event.failedCluster}: ${event.outcome}, ${event.errors} errors of ${event.requests}, ${failover}` });
+    } else {
+      throw new FedgateError(ErrorCodes.USAGE, `phase must be started or finished (got "${event.phase}")`);
+    }
+    this.options.log.info({ ...labels, phase: event.phase, outcome: event.outcome || undefined, failedCluster: event.failedCluster, actor }, `drill ${event.phase}`);
+    return { revision: this.options.catalog.revision, message: `drill ${event.phase} recorded` };
+  }
 
   private async status(): Promise<StatusResponse> {
     const { catalog, store } = this.options;

@@ -40,6 +40,11 @@ export interface ClusterInfo {
   stateChangedBy: string;
   stateChangedAtMs: number;
   joinedAtMs: number;
+  /**
+   * services (namespace/name) this cluster's gateway stops answering for: a drill's blackhole,
+   * set through Admin.BlackholeService and audited
+   */
+  blackholedServices: string[];
 }
 
 export interface ClusterInfo_LabelsEntry {
@@ -245,6 +250,31 @@ export interface Rejected {
   reason: string;
 }
 
+export interface BlackholeRequest {
+  cluster: string;
+  /** namespace/name */
+  service: string;
+  enabled: boolean;
+  reason: string;
+}
+
+export interface DrillEvent {
+  /** started | finished */
+  phase: string;
+  /** namespace/name */
+  service: string;
+  /** drain | blackhole | kill */
+  mode: string;
+  failedCluster: string;
+  fromCluster: string;
+  /** finished only: passed | failed (objectives missed) | aborted */
+  outcome: string;
+  /** finished only: time to 100% failed over; negative when it never completed */
+  failoverSeconds: number;
+  errors: number;
+  requests: number;
+}
+
 export interface StatusRequest {
 }
 
@@ -388,6 +418,7 @@ function createBaseClusterInfo(): ClusterInfo {
     stateChangedBy: "",
     stateChangedAtMs: 0,
     joinedAtMs: 0,
+    blackholedServices: [],
   };
 }
 
@@ -425,6 +456,9 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.joinedAtMs !== 0) {
       writer.uint32(88).int64(message.joinedAtMs);
+    }
+    for (const v of message.blackholedServices) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -533,6 +567,14 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.joinedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.blackholedServices.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -569,6 +611,7 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.stateChangedBy = object.stateChangedBy ?? "";
     message.stateChangedAtMs = object.stateChangedAtMs ?? 0;
     message.joinedAtMs = object.joinedAtMs ?? 0;
+    message.blackholedServices = object.blackholedServices?.map((e) => e) || [];
     return message;
   },
 };
@@ -2813,6 +2856,258 @@ export const Rejected: MessageFns<Rejected> = {
   },
 };
 
+function createBaseBlackholeRequest(): BlackholeRequest {
+  return { cluster: "", service: "", enabled: false, reason: "" };
+}
+
+export const BlackholeRequest: MessageFns<BlackholeRequest> = {
+  encode(message: BlackholeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cluster !== "") {
+      writer.uint32(10).string(message.cluster);
+    }
+    if (message.service !== "") {
+      writer.uint32(18).string(message.service);
+    }
+    if (message.enabled !== false) {
+      writer.uint32(24).bool(message.enabled);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlackholeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlackholeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BlackholeRequest>, I>>(base?: I): BlackholeRequest {
+    return BlackholeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BlackholeRequest>, I>>(object: I): BlackholeRequest {
+    const message = createBaseBlackholeRequest();
+    message.cluster = object.cluster ?? "";
+    message.service = object.service ?? "";
+    message.enabled = object.enabled ?? false;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseDrillEvent(): DrillEvent {
+  return {
+    phase: "",
+    service: "",
+    mode: "",
+    failedCluster: "",
+    fromCluster: "",
+    outcome: "",
+    failoverSeconds: 0,
+    errors: 0,
+    requests: 0,
+  };
+}
+
+export const DrillEvent: MessageFns<DrillEvent> = {
+  encode(message: DrillEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.phase !== "") {
+      writer.uint32(10).string(message.phase);
+    }
+    if (message.service !== "") {
+      writer.uint32(18).string(message.service);
+    }
+    if (message.mode !== "") {
+      writer.uint32(26).string(message.mode);
+    }
+    if (message.failedCluster !== "") {
+      writer.uint32(34).string(message.failedCluster);
+    }
+    if (message.fromCluster !== "") {
+      writer.uint32(42).string(message.fromCluster);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(50).string(message.outcome);
+    }
+    if (message.failoverSeconds !== 0) {
+      writer.uint32(57).double(message.failoverSeconds);
+    }
+    if (message.errors !== 0) {
+      writer.uint32(64).uint64(message.errors);
+    }
+    if (message.requests !== 0) {
+      writer.uint32(72).uint64(message.requests);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrillEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrillEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.failedCluster = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.fromCluster = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.failoverSeconds = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.errors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.requests = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DrillEvent>, I>>(base?: I): DrillEvent {
+    return DrillEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DrillEvent>, I>>(object: I): DrillEvent {
+    const message = createBaseDrillEvent();
+    message.phase = object.phase ?? "";
+    message.service = object.service ?? "";
+    message.mode = object.mode ?? "";
+    message.failedCluster = object.failedCluster ?? "";
+    message.fromCluster = object.fromCluster ?? "";
+    message.outcome = object.outcome ?? "";
+    message.failoverSeconds = object.failoverSeconds ?? 0;
+    message.errors = object.errors ?? 0;
+    message.requests = object.requests ?? 0;
+    return message;
+  },
+};
+
 function createBaseStatusRequest(): StatusRequest {
   return {};
 }
@@ -4293,6 +4588,26 @@ export const AdminService = {
       Buffer.from(ListPoliciesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListPoliciesResponse => ListPoliciesResponse.decode(value),
   },
+  /** A drill failure: the cluster's gateway stops answering for the service (or answers again). */
+  blackholeService: {
+    path: "/fedgate.v1.Admin/BlackholeService" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BlackholeRequest): Buffer => Buffer.from(BlackholeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BlackholeRequest => BlackholeRequest.decode(value),
+    responseSerialize: (value: AdminResponse): Buffer => Buffer.from(AdminResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AdminResponse => AdminResponse.decode(value),
+  },
+  /** A drill started or ended; exported as metrics by the controller and kept in the audit log. */
+  recordDrill: {
+    path: "/fedgate.v1.Admin/RecordDrill" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DrillEvent): Buffer => Buffer.from(DrillEvent.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DrillEvent => DrillEvent.decode(value),
+    responseSerialize: (value: AdminResponse): Buffer => Buffer.from(AdminResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AdminResponse => AdminResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -4304,6 +4619,10 @@ export interface AdminServer extends UntypedServiceImplementation {
   putPolicies: handleUnaryCall<PutPoliciesRequest, PutPoliciesResponse>;
   deletePolicy: handleUnaryCall<DeletePolicyRequest, AdminResponse>;
   listPolicies: handleUnaryCall<ListPoliciesRequest, ListPoliciesResponse>;
+  /** A drill failure: the cluster's gateway stops answering for the service (or answers again). */
+  blackholeService: handleUnaryCall<BlackholeRequest, AdminResponse>;
+  /** A drill started or ended; exported as metrics by the controller and kept in the audit log. */
+  recordDrill: handleUnaryCall<DrillEvent, AdminResponse>;
 }
 
 export interface AdminClient extends Client {
@@ -4426,6 +4745,38 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  /** A drill failure: the cluster's gateway stops answering for the service (or answers again). */
+  blackholeService(
+    request: BlackholeRequest,
+    callback: (error: ServiceError | null, response: AdminResponse) => void,
+  ): ClientUnaryCall;
+  blackholeService(
+    request: BlackholeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AdminResponse) => void,
+  ): ClientUnaryCall;
+  blackholeService(
+    request: BlackholeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AdminResponse) => void,
+  ): ClientUnaryCall;
+  /** A drill started or ended; exported as metrics by the controller and kept in the audit log. */
+  recordDrill(
+    request: DrillEvent,
+    callback: (error: ServiceError | null, response: AdminResponse) => void,
+  ): ClientUnaryCall;
+  recordDrill(
+    request: DrillEvent,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AdminResponse) => void,
+  ): ClientUnaryCall;
+  recordDrill(
+    request: DrillEvent,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AdminResponse) => void,
   ): ClientUnaryCall;
 }
 

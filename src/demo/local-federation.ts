@@ -1,0 +1,220 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, get, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadClusterFile, loadFederationFile } from '../config/load.js';
+import type { ClusterConfig } from '../config/cluster-config.js';
+import { PkiDirectory } from '../pki/pki-directory.js';
+import { startEchoServer } from '../proto/echo-service.js';
+
+/** The example federation shipped with fedgate (federation-config/ at the package root). */
+export function embeddedFederationConfig(): string {
+  // dist/src/demo/ (built) or src/demo/ (tests): the package root is above `src`.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'federation-config', 'federation.yaml'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('the example federation-config/ was not found next to the fedgate package');
+    dir = parent;
+  }
+  return join(dir, 'federation-config');
+}
+
+/** A fedgate command running as a child process, its output in a log file. */
+export class LocalProcess {
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly logFile: string,
+  ) {
+    this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
+  }
+
+  static start(name: string, args: string[], logDir: string, env: NodeJS.ProcessEnv = process.env): LocalProcess {
+    mkdirSync(logDir, { recursive: true });
+    const logFile = join(logDir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    const child = spawn(process.execPath, [resolve(process.argv[1] as string), ...args], { stdio: ['ignore', fd, fd], env });
+    closeSync(fd);
+    return new LocalProcess(name, child, logFile);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  tail(lines = 20): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+function httpStatus(url: string): Promise<number> {
+  return new Promise((done) => {
+    const request = get(url, { timeout: 1000 }, (response) => {
+      response.resume();
+      done(response.statusCode ?? 0);
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => done(0));
+  });
+}
+
+export async function waitReady(process: LocalProcess, adminAddress: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await httpStatus(`http://${adminAddress}/readyz`)) !== 200) {
+    if (!process.running) throw new Error(`${process.name} exited while starting; its log (${process.logFile}) ends with:\n${process.tail()}`);
+    if (Date.now() > deadline) throw new Error(`${process.name} was not ready within ${timeoutMs / 1000}s; its log (${process.logFile}) ends with:\n${process.tail()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createTcpServer();
+    server.once('error', () => done(false));
+    server.listen(port, host, () => server.close(() => done(true)));
+  });
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const index = address.lastIndexOf(':');
+  return { host: address.slice(0, index).replace(/^\[|\]$/g, ''), port: Number(address.slice(index + 1)) };
+}
+
+export interface DemoBackend {
+  cluster: string;
+  service: string;
+  protocol: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A copy of the example federation in a work directory, with its processes: the controller and a
+ * gateway per cluster run as child processes (the same binary users run), sample backends in this
+ * process, answering with the name of the cluster they stand for.
+ */
+export class DemoFederation {
+  readonly configDir: string;
+  readonly logDir: string;
+  readonly clusters: ClusterConfig[];
+  readonly controllerAdmin: string;
+  readonly controllerApi: string;
+  readonly credentialsDir: string;
+  controller: LocalProcess | undefined;
+  readonly gateways = new Map<string, LocalProcess>();
+  readonly backends: DemoBackend[] = [];
+
+  constructor(readonly workDir: string) {
+    this.configDir = join(workDir, 'federation-config');
+    this.logDir = join(workDir, 'logs');
+    if (!existsSync(join(this.configDir, 'federation.yaml'))) cpSync(embeddedFederationConfig(), this.configDir, { recursive: true });
+    const federation = loadFederationFile(join(this.configDir, 'federation.yaml'));
+    this.controllerAdmin = federation.spec.controller.admin;
+    this.controllerApi = federation.spec.controller.listen;
+    this.credentialsDir = join(federation.controllerPkiDir, 'admin');
+    this.clusters = ['us-east', 'us-west', 'eu-west'].map((name) => loadClusterFile(join(this.configDir, 'clusters', `${name}.yaml`)));
+  }
+
+  cluster(name: string): ClusterConfig {
+    const cluster = this.clusters.find((c) => c.metadata.name === name);
+    if (!cluster) throw new Error(`no cluster ${name} in the demo`);
+    return cluster;
+  }
+
+  /** Every address the demo binds, checked up front so a second demo fails with a clear message. */
+  async checkPorts(): Promise<void> {
+    const federation = loadFederationFile(join(this.configDir, 'federation.yaml'));
+    const addresses = [federation.spec.controller.listen, federation.spec.controller.joinListen, federation.spec.controller.admin];
+    for (const c of this.clusters) {
+      addresses.push(c.spec.gateway.inbound, c.spec.gateway.outbound, c.spec.gateway.admin);
+      for (const e of c.spec.exports) for (const p of e.ports) addresses.push(`127.0.0.1:${p.targetPort}`);
+    }
+    const busy: string[] = [];
+    for (const address of addresses) {
+      const { host, port } = hostPort(address);
+      if (!(await portFree(host, port))) busy.push(address);
+    }
+    if (busy.length > 0) throw new Error(`in use: ${busy.join(', ')} — is another fedgate demo (or the example federation) running? Stop it first.`);
+  }
+
+  /** Each cluster gets its own CA (its own trust domain), as independent clusters would. */
+  initCertificateAuthorities(): void {
+    for (const cluster of this.clusters) {
+      if (!existsSync(join(cluster.pkiDir, 'tls.key'))) PkiDirectory.init(cluster.pkiDir, { trustDomain: cluster.spec.trustDomain });
+    }
+  }
+
+  /** One sample backend per exported port: HTTP answers JSON naming its cluster, gRPC is fedgate.test.Echo. */
+  async startBackends(): Promise<void> {
+    for (const cluster of this.clusters) {
+      for (const e of cluster.spec.exports) {
+        for (const port of e.ports) {
+          const address = `127.0.0.1:${port.targetPort}`;
+          const name = cluster.metadata.name;
+          if (port.protocol === 'grpc') {
+            const server = await startEchoServer(name, address);
+            this.backends.push({ cluster: name, service: `${e.namespace}/${e.service}`, protocol: 'grpc', address, close: () => server.close() });
+          } else {
+            const server: Server = createHttpServer((request, response) => {
+              response.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
+              response.end(`${JSON.stringify({ service: e.service, namespace: e.namespace, cluster: name, path: request.url })}\n`);
+            });
+            await new Promise<void>((done, fail) => {
+              server.once('error', fail);
+              server.listen(port.targetPort, '127.0.0.1', () => done());
+            });
+            this.backends.push({ cluster: name, service: `${e.namespace}/${e.service}`, protocol: port.protocol, address, close: () => new Promise<void>((done) => server.close(() => done())) });
+          }
+        }
+      }
+    }
+  }
+
+  async startController(env: NodeJS.ProcessEnv): Promise<void> {
+    this.controller = LocalProcess.start('controller', ['controller', '--config', join(this.configDir, 'federation.yaml')], this.logDir, env);
+    await waitReady(this.controller, this.controllerAdmin);
+  }
+
+  writeToken(cluster: string, token: string): void {
+    const file = this.cluster(cluster).spec.controller?.tokenFile;
+    if (!file) throw new Error(`${cluster} has no spec.controller.tokenFile`);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, token, { mode: 0o600 });
+  }
+
+  async startGateway(name: string, env: NodeJS.ProcessEnv = process.env): Promise<LocalProcess> {
+    const cluster = this.cluster(name);
+    const gateway = LocalProcess.start(`gateway-${name}`, ['gateway', '--config', cluster.file], this.logDir, env);
+    this.gateways.set(name, gateway);
+    await waitReady(gateway, cluster.spec.gateway.admin);
+    return gateway;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.gateways.values()].map((g) => g.stop()));
+    await this.controller?.stop();
+    await Promise.all(this.backends.splice(0).map((b) => b.close()));
+  }
+}
