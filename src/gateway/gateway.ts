@@ -225,19 +225,28 @@ export class Gateway {
   }
 
   /** The gateway-wide outlier detector, or the service's own when a policy configures one. */
+  /**
+   * Every service has its own outlier detector (a policy's settings, else the federation
+   * defaults): a service failing behind a healthy peer gateway — a blackhole, a broken deployment —
+   * takes that cluster out for that service only. A peer gateway that is down is the health
+   * checker's to detect, for every service at once.
+   */
   private outliersFor(service: string, policy: ServicePolicy): OutlierDetector {
     const od = policy.outlierDetection;
-    if (!od.dedicated) return this.outliers;
-    const config = `${od.consecutiveErrors}/${od.intervalMs}/${od.baseEjectionTimeMs}/${od.maxEjectionPercent}`;
+    const d = this.defaults.outlierDetection;
+    const settings = od.dedicated
+      ? { consecutiveErrors: od.consecutiveErrors, intervalMs: od.intervalMs, baseEjectionTimeMs: od.baseEjectionTimeMs, maxEjectionPercent: od.maxEjectionPercent }
+      : { consecutiveErrors: d.consecutiveErrors, intervalMs: d.interval, baseEjectionTimeMs: d.baseEjectionTime, maxEjectionPercent: d.maxEjectionPercent };
+    const config = `${settings.consecutiveErrors}/${settings.intervalMs}/${settings.baseEjectionTimeMs}/${settings.maxEjectionPercent}`;
     const existing = this.serviceOutliers.get(service);
     if (existing) {
       if (existing.config !== config) {
-        existing.detector.configure({ consecutiveErrors: od.consecutiveErrors, intervalMs: od.intervalMs, baseEjectionTimeMs: od.baseEjectionTimeMs, maxEjectionPercent: od.maxEjectionPercent });
+        existing.detector.configure(settings);
         existing.config = config;
       }
       return existing.detector;
     }
-    const detector = new OutlierDetector({ consecutiveErrors: od.consecutiveErrors, intervalMs: od.intervalMs, baseEjectionTimeMs: od.baseEjectionTimeMs, maxEjectionPercent: od.maxEjectionPercent });
+    const detector = new OutlierDetector(settings);
     detector.onChange((cluster, ejected) => {
       this.log.warn({ cluster, service, ejected }, ejected ? 'cluster ejected for one service by its outlier detection' : 'cluster back for one service');
       if (ejected) this.metrics.failovers.inc({ destination_cluster: cluster, reason: 'outlier-ejection' });
@@ -555,6 +564,7 @@ export class Gateway {
       this.firstFailure.delete(cluster);
       this.failedOver.delete(cluster);
       this.outliers.uneject(cluster);
+      for (const { detector } of this.serviceOutliers.values()) detector.uneject(cluster);
     }
     this.routing.invalidate();
     if (!alive) this.log.warn({ cluster, reason }, 'traffic moved away from an unhealthy cluster');
