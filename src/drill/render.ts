@@ -96,7 +96,11 @@ export function renderSvg(report: DrillReport): string {
   const clusters = [...new Set(bins.flatMap((b) => Object.keys(b.servedBy)))].sort();
   const perSecond = (n: number): number => (n * 1000) / binMs;
   const maxRate = Math.max(1, ...bins.map((b) => perSecond(Object.values(b.servedBy).reduce((s, n) => s + n, 0) + b.errors)));
-  const niceMax = Math.ceil(maxRate / 50) * 50;
+  // Four gridlines at round numbers: the tick is 1, 2, 2.5 or 5 times a power of ten.
+  const rough = maxRate / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const tick = ([1, 2, 2.5, 5, 10].map((m) => m * power).find((t) => t >= rough) ?? 10 * power);
+  const niceMax = tick * 4;
   const endMs = report.marks.endAt;
   const x = (t: number): number => left + (Math.min(t, endMs) / endMs) * plotW;
   const y = (rate: number): number => top + plotH - (rate / niceMax) * plotH;
@@ -109,7 +113,7 @@ export function renderSvg(report: DrillReport): string {
   for (let i = 0; i <= 4; i++) {
     const rate = (niceMax * i) / 4;
     out.push(`<line x1="${left}" y1="${y(rate).toFixed(1)}" x2="${left + plotW}" y2="${y(rate).toFixed(1)}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${left - 6}" y="${(y(rate) + 4).toFixed(1)}" text-anchor="end">${rate.toFixed(0)}</text>`);
+    out.push(`<text x="${left - 6}" y="${(y(rate) + 4).toFixed(1)}" text-anchor="end">${Number.isInteger(rate) ? rate : rate.toFixed(1)}</text>`);
   }
   out.push(`<text x="14" y="${top + plotH / 2}" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle">requests/s</text>`);
   out.push('<g class="bins">');

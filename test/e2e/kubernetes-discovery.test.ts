@@ -84,6 +84,10 @@ describe('Kubernetes discovery across a federation', () => {
     await eventually(() => conditionsOf(api.get('serviceexports', 'default', 'ledger')).Ready?.status === 'True', 'Ready=True on the ServiceExport');
     expect(conditionsOf(api.get('serviceexports', 'default', 'ledger')).Valid).toMatchObject({ status: 'True', reason: 'Valid' });
     expect(conditionsOf(api.get('serviceexports', 'default', 'payments')).Conflict).toMatchObject({ status: 'False' });
+    // The gateway mirrors the clusterset into its cluster as ServiceImports (from the catalog it holds).
+    await eventually(() => ((api.get('serviceimports', 'default', 'payments')?.status as { clusters?: Array<{ cluster: string }> } | undefined)?.clusters?.length ?? 0) === 2, 'ServiceImport payments with both exporters');
+    expect(api.get('serviceimports', 'default', 'payments')?.status).toEqual({ clusters: [{ cluster: 'us-east' }, { cluster: 'us-west' }] });
+    expect((api.get('serviceimports', 'default', 'payments')?.spec as { ports: unknown[] }).ports).toEqual([{ name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http' }]);
   });
 
   it('reports unready endpoints to the controller, and traffic fails over to the other exporter', async () => {
@@ -107,11 +111,14 @@ describe('Kubernetes discovery across a federation', () => {
     api.remove('serviceexports', 'default', 'ledger');
     await eventually(async () => (await controllerView('ledger')) === undefined, 'ledger gone from the controller');
     await eventually(async () => (await servedBy(LEDGER)) === 404, 'eu-west gets 404 (no route) for ledger');
+    // Ledger had consumers [eu-west]: us-east never imported it. Payments stays imported while us-west exports it.
+    expect(api.get('serviceimports', 'default', 'ledger')).toBeUndefined();
     // The Service and its endpoints are untouched: only the export went.
     expect(api.get('services', 'default', 'ledger')).toBeDefined();
 
     api.remove('serviceexports', 'default', 'payments');
     await eventually(async () => (await controllerView('payments'))?.clusters.join() === 'us-west', 'payments exported by us-west only');
     await eventually(async () => (await servedBy(PAYMENTS)) === 'us-west', 'payments served by us-west');
+    await eventually(() => ((api.get('serviceimports', 'default', 'payments')?.status as { clusters?: unknown[] } | undefined)?.clusters?.length ?? 0) === 1, 'ServiceImport payments down to us-west');
   });
 });
