@@ -35,6 +35,11 @@ export interface Failure {
   grpcStatus?: number;
   /** The policy that decided (authorization, fault), sent to the client in `x-fedgate-policy`. */
   policy?: string;
+  /**
+   * The connection to the peer gateway died under the request (the peer crashed or went away),
+   * rather than the upstream resetting this one request: not a sign of an overloaded upstream.
+   */
+  peerLost?: boolean;
 }
 
 /** A response from an upstream whose body has not been sent to the client yet. */

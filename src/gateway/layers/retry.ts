@@ -61,9 +61,11 @@ export function retryLayer(budgets: (key: string) => RetryBudget, retries: Count
         if (ctx.attempts > policy.attempts || ctx.ended !== undefined) return outcome;
         if (!shouldRetry(outcome, policy.retryOn, ctx)) return outcome;
         // The budget guards against retry storms on a struggling upstream. A request that never
-        // reached one (connect failure, refused stream) adds no load there: it is exempt, which is
-        // what lets a whole burst fail over when a cluster dies at once.
-        const reachedUpstream = !(outcome.kind === 'failure' && outcome.failure.code === 'connect-failed');
+        // reached one (connect failure, refused stream), or whose peer gateway connection died
+        // under it (the peer crashed), adds no load to a struggling upstream by being retried on
+        // another cluster: it is exempt, which is what lets a whole burst fail over when a cluster
+        // dies at once. Each request still retries at most `attempts` times.
+        const reachedUpstream = !(outcome.kind === 'failure' && (outcome.failure.code === 'connect-failed' || outcome.failure.peerLost === true));
         if (reachedUpstream && !budget.allows(policy.budgetPercent, policy.minRetryConcurrency)) return outcome;
         if (outcome.kind === 'response') outcome.response.discard();
         retries.inc({ service: ctx.service.key, reason: outcome.kind === 'failure' ? outcome.failure.code : `status-${outcome.response.status}` });

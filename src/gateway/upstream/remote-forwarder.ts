@@ -72,7 +72,8 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
       // A refused stream never reached the application: always safe to retry elsewhere.
       const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM;
       const replayable = refused || ctx.body === null || !ctx.bodyStarted;
-      settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: stream closed before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable }));
+      const peerLost = peer.session.destroyed || peer.session.closed;
+      settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: ${peerLost ? 'connection to the gateway lost' : 'stream closed'} before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable, peerLost }));
     });
     stream.once('response', (responseHeaders: IncomingHttpHeaders) => {
       settle({
