@@ -6,6 +6,7 @@ import { registerClusterCommand } from './cluster.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
 import { registerDrillCommand } from './drill.js';
+import { registerExportCommand } from './export.js';
 import { registerControllerCommand } from './controller.js';
 import { registerGatewayCommand, registerJoinCommand } from './gateway.js';
 import { registerPolicyCommand } from './policy.js';
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerClusterCommand(program, io);
   registerGatewayCommand(program, io);
   registerJoinCommand(program, io);
+  registerExportCommand(program, io);
   registerPolicyCommand(program, io);
   registerStatusCommand(program, io);
   registerDrillCommand(program, io);

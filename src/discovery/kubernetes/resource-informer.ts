@@ -116,6 +116,15 @@ export class ResourceInformer {
     } finally {
       failure = undefined;
       await informer.stop();
+      // client-node keeps the watch request only once the watch's response has started: a stop()
+      // that comes earlier aborts nothing, and the watch it started then stays open, holding the
+      // process (a gateway would not exit on SIGTERM). A request that lands after the stop is
+      // aborted as it arrives.
+      Object.defineProperty(informer, 'request', {
+        configurable: true,
+        get: () => undefined,
+        set: (request: { abort?: () => void } | undefined) => request?.abort?.(),
+      });
     }
   }
 
