@@ -3,7 +3,7 @@ import { withAdmin, withAdminTarget, type AdminTargetOptions } from './admin-tar
 import type { CliIo } from './io.js';
 
 export function registerClusterCommand(program: Command, io: CliIo): void {
-  const cluster = program.command('cluster').description('federation members: drain, undrain, remove');
+  const cluster = program.command('cluster').description('federation members: drain, undrain, remove, blackhole, unblackhole');
   const simple = (name: 'drain' | 'undrain' | 'remove', description: string): void => {
     withAdminTarget(cluster.command(`${name} <cluster>`).description(description).option('--reason <text>', 'why (recorded in the audit log)', '')).action(
       async (target: string, options: AdminTargetOptions & { reason: string }) => {
@@ -20,4 +20,18 @@ export function registerClusterCommand(program: Command, io: CliIo): void {
   simple('drain', 'stop sending new requests to a cluster; in-flight requests finish (reversible with undrain)');
   simple('undrain', 'let a drained cluster take traffic again');
   simple('remove', 'remove a cluster from the federation; its bundle leaves every gateway');
+
+  // What a blackhole drill does, by hand: for game days, or to lift a blackhole a drill left behind.
+  for (const enabled of [true, false]) {
+    withAdminTarget(
+      cluster
+        .command(`${enabled ? 'blackhole' : 'unblackhole'} <cluster>`)
+        .description(enabled ? "make a cluster's gateway stop answering for one service (audited; undo with unblackhole)" : "let a cluster's gateway answer for a blackholed service again")
+        .requiredOption('--service <namespace/name>', 'the clusterset service')
+        .option('--reason <text>', 'why (recorded in the audit log)', ''),
+    ).action(async (target: string, options: AdminTargetOptions & { service: string; reason: string }) => {
+      const response = await withAdmin(options, (admin) => admin.call.blackholeService({ cluster: target, service: options.service, enabled, reason: options.reason || (enabled ? 'blackholed by operator' : 'blackhole lifted by operator') }));
+      io.out(response.message);
+    });
+  }
 }

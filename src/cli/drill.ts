@@ -213,12 +213,25 @@ export function registerDrillCommand(program: Command, io: CliIo): void {
       const injector = plan.mode === 'drain' ? drainInjector(admin, plan.fail) : plan.mode === 'blackhole' ? blackholeInjector(admin, plan.fail, plan.serviceKey) : killInjector(flags.failConfig as string);
       const { authority: _authority, ...reported } = plan;
       await recordDrill(admin, reported, undefined, undefined, io.err);
+      // Ctrl-C (or SIGTERM from a pipeline) ends the drill early but never leaves the cluster failed.
+      const interrupt = new AbortController();
+      const onSignal = (): void => {
+        io.err('interrupted: stopping the load and restoring the failed cluster');
+        interrupt.abort();
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
       let report: DrillReport;
       try {
-        report = await runDrill(reported, target, injector, { progress: io.err });
+        report = await runDrill(reported, target, injector, { progress: io.err, signal: interrupt.signal });
       } catch (error) {
-        if (error instanceof DrillAborted) await recordDrill(admin, reported, undefined, 'aborted', io.err);
-        throw error;
+        if (!(error instanceof DrillAborted)) throw error;
+        await recordDrill(admin, reported, undefined, 'aborted', io.err);
+        io.err(`${error.message} (${error.samples.length} requests sent; no report written)`);
+        throw new ExitWith(1);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
       await recordDrill(admin, reported, report, report.objectives.passed ? 'passed' : 'failed', io.err);
       const stamp = report.startedAt.replace(/[:.]/g, '-');

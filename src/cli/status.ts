@@ -27,6 +27,8 @@ export interface FederationStatusView {
     /** A catalog update the gateway refused (not a policy refusal). */
     lastRefusal?: { revision: number; reason: string };
     exports: number;
+    /** Services its gateway does not answer for (a blackhole drill, or `fedgate cluster blackhole`). */
+    blackholed: string[];
     /** The cluster's gateway processes (replicas), connected now or seen within the last hour. */
     instances: Array<{ instance: string; connected: boolean; lastSeen: string | undefined; catalog: number; policies: number; version: string; replica: string; refusal?: string }>;
   }>;
@@ -51,6 +53,7 @@ export function statusView(s: StatusResponse): FederationStatusView {
       policies: { applied: c.appliedPolicyRevision, behind: Math.max(0, s.policyRevision - c.appliedPolicyRevision), ...(policyNack ? { refused: policyNack } : {}) },
       ...(otherNack ? { lastRefusal: otherNack } : {}),
       exports: c.exports,
+      blackholed: info?.blackholedServices ?? [],
       instances: c.instances.map((i) => ({
         instance: i.instance,
         connected: i.connected,
@@ -122,6 +125,7 @@ export function renderStatus(view: FederationStatusView): string[] {
   for (const c of view.clusters) {
     if (c.policies.refused) lines.push(`  ${c.name} refused policy revision ${c.policies.refused.revision}: ${c.policies.refused.reason}`);
     if (c.lastRefusal) lines.push(`  ${c.name} refused catalog revision ${c.lastRefusal.revision}: ${c.lastRefusal.reason}`);
+    if (c.blackholed.length > 0) lines.push(`  ${c.name} BLACKHOLED (its gateway does not answer): ${c.blackholed.join(', ')} — lift with "fedgate cluster unblackhole ${c.name} --service …"`);
     // Replicas that disagree are worth a line each; one instance is already the cluster's row.
     if (c.instances.length > 1) {
       for (const i of c.instances) {

@@ -17,6 +17,8 @@ export interface DrillRunOptions {
   progress?: (line: string) => void;
   /** Where the failure phase starts and ends, as fractions of the duration. */
   failureWindow?: { from: number; to: number };
+  /** Stops the drill early (Ctrl-C): the load stops and an injected failure is restored. */
+  signal?: AbortSignal;
 }
 
 /** The drill was stopped by an injector error; the partial report says how far it got. */
@@ -45,7 +47,13 @@ export async function runDrill(plan: DrillPlan, target: LoadTarget, injector: Dr
   let injected = false;
   let failure: unknown;
 
-  const at = (fraction: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, plan.durationMs * fraction - since())));
+  const interrupted = new Promise<never>((_, reject) => {
+    const stop = (): void => reject(new Error('interrupted'));
+    if (options.signal?.aborted) stop();
+    options.signal?.addEventListener('abort', stop, { once: true });
+  });
+  interrupted.catch(() => undefined);
+  const at = (fraction: number): Promise<void> => Promise.race([new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, plan.durationMs * fraction - since()))), interrupted]);
   const script = (async () => {
     await at(window.from);
     progress(`${(since() / 1000).toFixed(1)}s  ${injector.description}`);

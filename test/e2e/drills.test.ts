@@ -5,6 +5,7 @@
  * exit codes, drills visible in the controller's metrics and audit log.
  */
 import { jest } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +148,37 @@ describe('failover drills', () => {
     expect(report.errors.total).toBeGreaterThan(0);
     const metrics = (await httpGet(`http://127.0.0.1:${federation.controller?.ports.admin}/metrics`)).body;
     expect(metrics).toMatch(/fedgate_drill_runs_total\{service="shop\/ledger",mode="blackhole",outcome="failed"[^}]*\} 1/);
+  });
+
+  it('an interrupted drill restores the failed cluster before it exits', async () => {
+    const child = spawn(process.execPath, [join(process.cwd(), 'dist', 'src', 'bin', 'fedgate.js'), 'drill', 'run', '--service', 'ledger.shop', '--from', 'edge', '--fail', 'east', '--mode', 'blackhole', '--duration', '12s', '--rps', '20', '--target', federation.outbound('edge'), '--out', join(out, 'interrupted'), ...federation.cliTarget()], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const blackholed = async (): Promise<string[]> => {
+      const status = JSON.parse((await runFedgate(['status', '-o', 'json', ...federation.cliTarget()])).stdout) as { clusters: Array<{ name: string; blackholed: string[] }> };
+      return status.clusters.find((c) => c.name === 'east')?.blackholed ?? [];
+    };
+    await eventually(async () => (await blackholed()).includes('shop/ledger'), 'the drill blackholed ledger at east', 15_000);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(stderr).toContain('interrupted: stopping the load and restoring the failed cluster');
+    expect(await blackholed()).toEqual([]);
+    expect(existsSync(join(out, 'interrupted', 'report.json'))).toBe(false);
+  });
+
+  it('blackholes by hand for game days, shown by status until lifted', async () => {
+    const on = await runFedgate(['cluster', 'blackhole', 'west', '--service', 'shop/ledger', '--reason', 'game day', ...federation.cliTarget()]);
+    expect(on.stdout).toContain('shop/ledger at west blackholed');
+    const table = await runFedgate(['status', ...federation.cliTarget()]);
+    expect(table.stdout).toContain('west BLACKHOLED (its gateway does not answer): shop/ledger');
+    await eventually(async () => (JSON.parse((await httpGet(`${federation.adminUrl('west')}/config`)).body) as { blackholed: string[] }).blackholed.includes('shop/ledger'), 'west gateway applies the blackhole');
+    const off = await runFedgate(['cluster', 'unblackhole', 'west', '--service', 'shop/ledger', ...federation.cliTarget()]);
+    expect(off.stdout).toContain('answering again');
+    await eventually(async () => (JSON.parse((await httpGet(`${federation.adminUrl('west')}/config`)).body) as { blackholed: string[] }).blackholed.length === 0, 'west answers again');
+    const bad = await runFedgate(['cluster', 'blackhole', 'west', '--service', 'ledger', ...federation.cliTarget()]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('service must be namespace/name');
   });
 
   it('refuses bad invocations with a clear message before touching anything', async () => {
