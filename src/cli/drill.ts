@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { waitForReadyz } from '../admin/readiness-probe.js';
 import { loadClusterFile } from '../config/load.js';
 import { parseDuration } from '../core/duration.js';
 import { errorMessage } from '../core/errors.js';
@@ -54,17 +54,6 @@ export function blackholeInjector(admin: AdminConnection, cluster: string, servi
   };
 }
 
-function httpStatus(url: string): Promise<number> {
-  return new Promise((resolveStatus) => {
-    const request = get(url, { timeout: 1000 }, (response) => {
-      response.resume();
-      resolveStatus(response.statusCode ?? 0);
-    });
-    request.on('timeout', () => request.destroy());
-    request.on('error', () => resolveStatus(0));
-  });
-}
-
 async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -106,7 +95,7 @@ export function killInjector(clusterFile: string): DrillInjector {
       const child = spawn(process.execPath, [resolve(process.argv[1] as string), 'gateway', '--config', clusterFile], { detached: true, stdio: ['ignore', log, log], env: process.env });
       closeSync(log);
       child.unref();
-      await waitUntil(async () => (await httpStatus(`http://${admin}/readyz`)) === 200, 20_000, `the restarted ${cluster.metadata.name} gateway was not ready`);
+      await waitForReadyz(admin, 20_000, `the restarted ${cluster.metadata.name} gateway`);
     },
   };
 }

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, get, type Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForReadyz } from '../admin/readiness-probe.js';
 import { loadClusterFile, loadFederationFile } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
@@ -69,23 +70,14 @@ export class LocalProcess {
   }
 }
 
-function httpStatus(url: string): Promise<number> {
-  return new Promise((done) => {
-    const request = get(url, { timeout: 1000 }, (response) => {
-      response.resume();
-      done(response.statusCode ?? 0);
-    });
-    request.on('timeout', () => request.destroy());
-    request.on('error', () => done(0));
-  });
-}
-
 export async function waitReady(process: LocalProcess, adminAddress: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await httpStatus(`http://${adminAddress}/readyz`)) !== 200) {
-    if (!process.running) throw new Error(`${process.name} exited while starting; its log (${process.logFile}) ends with:\n${process.tail()}`);
-    if (Date.now() > deadline) throw new Error(`${process.name} was not ready within ${timeoutMs / 1000}s; its log (${process.logFile}) ends with:\n${process.tail()}`);
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitForReadyz(adminAddress, timeoutMs, process.name, () => {
+      if (!process.running) throw new Error(`${process.name} exited while starting; its log (${process.logFile}) ends with:\n${process.tail()}`);
+    });
+  } catch (error) {
+    if (process.running) throw new Error(`${error instanceof Error ? error.message : String(error)}; its log (${process.logFile}) ends with:\n${process.tail()}`);
+    throw error;
   }
 }
 
