@@ -19,7 +19,7 @@ import { PkiDirectory } from '../src/pki/pki-directory.js';
 import { issueSvid } from '../src/pki/svid.js';
 import { LocalFederation } from '../test/support/federation.js';
 import { freePorts } from '../test/support/ports.js';
-import { cpuSeconds, run } from './support/processes.js';
+import { cpuSeconds, requireCommands, run } from './support/processes.js';
 
 const FIXED_SECONDS = Number(process.env.SECONDS_FIXED ?? 10);
 const SAT_SECONDS = Number(process.env.SECONDS_SAT ?? 10);
@@ -148,6 +148,7 @@ async function measure(setup: Setup, dir: string): Promise<Row[]> {
 }
 
 async function main(): Promise<void> {
+  requireCommands({ haproxy: 'haproxy', wrk: 'wrk', h2load: 'nghttp2-client' });
   const dir = mkdtempSync(join(tmpdir(), 'fedgate-bench-dataplane-'));
   const [backendPort, grpcPort, outHttp, outGrpc, inHttp, inGrpc] = (await freePorts(6)) as [number, number, number, number, number, number];
   const closeBackend = await oneKiBBackend(backendPort);
