@@ -110,7 +110,7 @@ export class Gateway {
   private federationName = '';
   private readonly outliers: OutlierDetector;
   /** Services whose outlier detection a policy configures: their own counts and ejections. */
-  private readonly serviceOutliers = new Map<string, { detector: OutlierDetector; config: string }>();
+  private readonly serviceOutliers = new Map<string, { detector: OutlierDetector; config: string; policy: ServicePolicy; defaults: GatewayDefaults }>();
   private readonly policies: AppliedPolicies;
   private readonly authorizationCache = new Map<string, AuthorizationRules>();
   private readonly callers: CallerIdentities;
@@ -232,19 +232,24 @@ export class Gateway {
    * checker's to detect, for every service at once.
    */
   private outliersFor(service: string, policy: ServicePolicy): OutlierDetector {
+    // Called for every request: while neither the service's policy nor the defaults changed, the
+    // detector is returned as is, without recomputing its settings.
+    const known = this.serviceOutliers.get(service);
+    if (known && known.policy === policy && known.defaults === this.defaults) return known.detector;
     const od = policy.outlierDetection;
     const d = this.defaults.outlierDetection;
     const settings = od.dedicated
       ? { consecutiveErrors: od.consecutiveErrors, intervalMs: od.intervalMs, baseEjectionTimeMs: od.baseEjectionTimeMs, maxEjectionPercent: od.maxEjectionPercent }
       : { consecutiveErrors: d.consecutiveErrors, intervalMs: d.interval, baseEjectionTimeMs: d.baseEjectionTime, maxEjectionPercent: d.maxEjectionPercent };
     const config = `${settings.consecutiveErrors}/${settings.intervalMs}/${settings.baseEjectionTimeMs}/${settings.maxEjectionPercent}`;
-    const existing = this.serviceOutliers.get(service);
-    if (existing) {
-      if (existing.config !== config) {
-        existing.detector.configure(settings);
-        existing.config = config;
+    if (known) {
+      if (known.config !== config) {
+        known.detector.configure(settings);
+        known.config = config;
       }
-      return existing.detector;
+      known.policy = policy;
+      known.defaults = this.defaults;
+      return known.detector;
     }
     const detector = new OutlierDetector(settings);
     detector.onChange((cluster, ejected) => {
@@ -252,7 +257,7 @@ export class Gateway {
       if (ejected) this.metrics.failovers.inc({ destination_cluster: cluster, reason: 'outlier-ejection' });
       this.routing.invalidate();
     });
-    this.serviceOutliers.set(service, { detector, config });
+    this.serviceOutliers.set(service, { detector, config, policy, defaults: this.defaults });
     return detector;
   }
 
