@@ -123,3 +123,59 @@ describe('controller (in process, memory store)', () => {
     );
   });
 });
+
+/** A memory store whose next lease renewal waits until the test lets it through. */
+class HeldLeaseStore extends MemoryStore {
+  private hold: { reached: () => void; released: Promise<void> } | undefined;
+
+  holdNextRenewal(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.hold = { reached, released };
+    return { reached: reachedPromise, release };
+  }
+
+  override async renewLease(cluster: string, holder: string, expiresAt: number): Promise<void> {
+    const hold = this.hold;
+    if (hold) {
+      this.hold = undefined;
+      hold.reached();
+      await hold.released;
+    }
+    return super.renewLease(cluster, holder, expiresAt);
+  }
+}
+
+describe('a Sync stream that ends while the controller is still handling its Hello', () => {
+  it('leaves no session behind: the instance shows disconnected and the cluster turns unreachable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedgate-controller-'));
+    const store = new HeldLeaseStore();
+    const control = await startTestController(store, dir, { leaseTtl: '1s' });
+    const gateways: SimulatedGateway[] = [];
+    try {
+      const held = store.holdNextRenewal();
+      const east = await joinSimulatedGateway(control.admin, dir, 'us-east');
+      gateways.push(east);
+      // Hello is parked on its lease renewal; the gateway goes away before it finishes.
+      await held.reached;
+      east.stop();
+      await eventually(() => !east.client.connected, 'the gateway side closed its stream');
+      // The cancellation has to reach the controller before Hello resumes.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      held.release();
+
+      await eventually(async () => {
+        const status = await control.admin.call.status({});
+        const cluster = status.clusters.find((c) => c.info?.name === 'us-east');
+        return cluster !== undefined && !cluster.connected && cluster.instances.every((i) => !i.connected);
+      }, 'us-east shows no connected instance');
+      await eventually(() => control.controller.catalog.clusters.get('us-east')?.state === 'unreachable', 'us-east unreachable once its lease ran out', 10_000);
+    } finally {
+      for (const g of gateways) g.stop();
+      await control.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

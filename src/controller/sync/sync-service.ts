@@ -151,7 +151,9 @@ export class SyncService {
       }, STATUS_WRITE_INTERVAL_MS);
     };
 
+    let ended = false;
     const cleanup = (): void => {
+      ended = true;
       clearTimeout(helloTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       if (statusTimer) clearTimeout(statusTimer);
@@ -178,6 +180,12 @@ export class SyncService {
         sessionLog = sessionLog.child({ instance: msg.value.instance.slice(0, 128) });
         session = await this.hello(call, cluster, msg.value, sessionLog);
         if (!session) return;
+        // The stream may have ended while Hello was in the store. Its cleanup then found no session,
+        // and the session Hello registered would otherwise stay behind, renewing the cluster's lease.
+        if (ended) {
+          cleanup();
+          return;
+        }
         writeStatus(true);
         heartbeatTimer = setInterval(heartbeat, heartbeatInterval(this.options.leaseTtlMs));
         return;
