@@ -45,6 +45,11 @@ export interface RequestContext {
   readonly tried: Set<string>;
   /** The cluster of the current attempt. */
   cluster: string | undefined;
+  /**
+   * The current attempt goes back to a cluster that already failed this request (every candidate
+   * was tried): it dials for real instead of failing fast while that peer's connect back-off runs.
+   */
+  redial: boolean;
   /** Outbound: what the service resolves to. */
   route: RouteEntry | undefined;
   policy: ServicePolicy;

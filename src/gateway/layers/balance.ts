@@ -33,6 +33,7 @@ export function balanceAndForward(targets: BalanceTargets): Handler<RequestConte
       cluster = pick.cluster;
     }
     ctx.cluster = cluster;
+    ctx.redial = ctx.tried.has(cluster);
     ctx.tried.add(cluster);
     const outcome = await (cluster === targets.localCluster ? targets.local(ctx, route) : targets.remote(ctx, route, cluster));
     targets.observe(ctx, cluster, outcome);

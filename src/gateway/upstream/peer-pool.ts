@@ -73,8 +73,14 @@ export class PeerPool {
     return this.sessions.reduce((sum, s) => sum + s.active, 0);
   }
 
-  /** A session with room for one more stream; synchronous when one is ready (the common case). */
-  acquire(): PeerSession | Promise<PeerSession> {
+  /**
+   * A session with room for one more stream; synchronous when one is ready (the common case).
+   * `redial`: connect even while failed connects keep this pool failing fast. A first attempt fails
+   * fast so the request moves to another cluster at once; when it comes back here (no other cluster
+   * could serve it) one real connect beats refusing: the peer may have come up since (a gateway
+   * that was still starting, a restart) while the back-off runs.
+   */
+  acquire(redial = false): PeerSession | Promise<PeerSession> {
     if (this.closed) return Promise.reject(new PoolError('connect-failed', `cluster ${this.options.cluster} left the federation`));
     const best = this.leastLoaded();
     if (best && best.active < this.limitOf(best)) {
@@ -83,6 +89,7 @@ export class PeerPool {
       return best;
     }
     if (this.sessions.length < this.options.maxConnections) {
+      if (redial) this.nextConnectAt = 0;
       return this.connectSession().then((session) => {
         session.active += 1;
         session.started += 1;
