@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { relayBody } from './body-relay.js';
 import { responseHeaders } from './headers.js';
 import type { Outcome } from './outcome.js';
 import { failureResponse, UPSTREAM_CLUSTER_HEADER } from './respond.js';
@@ -28,7 +29,7 @@ export function writeHttp1(res: ServerResponse, outcome: Outcome, done: (complet
   const headers = responseHeaders(r.headers);
   headers[UPSTREAM_CLUSTER_HEADER] = r.cluster;
   res.writeHead(r.status, headers as OutgoingHttpHeaders);
-  r.body.pipe(res);
+  relayBody(r.body, res);
   let finished = false;
   const finish = (): void => {
     if (finished) return;
@@ -100,7 +101,7 @@ export function writeHttp2(stream: ServerHttp2Stream, outcome: Outcome, grpc: bo
       });
     });
   }
-  r.body.pipe(stream);
+  relayBody(r.body, stream);
   r.body.once('error', () => !stream.destroyed && stream.close(NGHTTP2_INTERNAL_ERROR));
   r.body.once('close', () => {
     if (!r.body.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);

@@ -15,6 +15,8 @@ export interface RouteEntry {
   namespace: string;
   name: string;
   port: ServicePort;
+  /** `name.namespace.svc.clusterset.local:port`: the authority requests carry upstream. */
+  authority: string;
   targets: Target[];
   picker: Picker;
   policy: ServicePolicy;
@@ -61,7 +63,11 @@ export class RoutingTable {
   }
 
   resolve(namespace: string, name: string, port: number | undefined): RouteEntry | Failure {
-    const cacheKey = `${namespace}/${name}:${port ?? ''}`;
+    return this.resolveKey(`${namespace}/${name}:${port ?? ''}`, namespace, name, port);
+  }
+
+  /** resolve() with the entry key (`namespace/name:port`) already built: the request path reuses one per authority. */
+  resolveKey(cacheKey: string, namespace: string, name: string, port: number | undefined): RouteEntry | Failure {
     const cached = this.entries.get(cacheKey);
     if (cached) return cached;
     const built = this.build(namespace, name, port);
@@ -127,7 +133,7 @@ export class RoutingTable {
     }
     if (policy.failover.distribute) applyShares(targets, policy.failover.distribute);
     const picker = this.pickerOf(targets, policy);
-    return { key, namespace, name, port, targets, picker, policy, localExport, localPort, clusters, subsets: new Map() };
+    return { key, namespace, name, port, authority: `${name}.${namespace}.svc.clusterset.local:${port.port}`, targets, picker, policy, localExport, localPort, clusters, subsets: new Map() };
   }
 
   private pickerOf(targets: readonly Target[], policy: ServicePolicy): Picker {

@@ -4,12 +4,12 @@ import type { TLSSocket } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { parseClustersetAuthority } from '../../model/catalog.js';
 import { SpiffeId } from '../../model/spiffe-id.js';
 import type { DiscoveryState, LocalExport, LocalExportPort } from '../../discovery/provider.js';
 import { bindListener } from '../../pki/rotation.js';
 import { MTLS_SERVER_OPTIONS, serverSecureContext } from '../../pki/tls-options.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
+import { AuthorityMemo } from '../authority-memo.js';
 import type { GatewayIdentity } from '../gateway-identity.js';
 import type { AuthorizationRequest } from '../layers/authorize.js';
 import { writeHttp2, type Completion } from '../client-writer.js';
@@ -27,7 +27,25 @@ const { NGHTTP2_REFUSED_STREAM } = constants;
 /** A verified peer: the gateway of another member cluster. */
 export interface InboundPeer {
   id: SpiffeId;
+  /** `id` as a string, computed once per session. */
+  spiffeId: string;
   cluster: string;
+  /** Caller identities this peer asserted, checked once each (a peer asserts the same few on every request). */
+  callers: Map<string, string | null>;
+}
+
+const MAX_CALLERS_PER_PEER = 1024;
+
+/** The identity a peer may assert for its caller, normalized; undefined when it is outside the peer's trust domain. */
+function acceptedCaller(peer: InboundPeer, asserted: string): string | undefined {
+  let accepted = peer.callers.get(asserted);
+  if (accepted === undefined) {
+    const id = SpiffeId.tryParse(asserted);
+    accepted = id && id.memberOf(peer.id.trustDomain) ? id.toString() : null;
+    if (peer.callers.size >= MAX_CALLERS_PER_PEER) peer.callers.clear();
+    peer.callers.set(asserted, accepted);
+  }
+  return accepted ?? undefined;
 }
 
 export interface InboundOptions {
@@ -64,6 +82,7 @@ export class InboundServer {
   private readonly server: Http2SecureServer;
   private readonly peers = new WeakMap<Http2Session, InboundPeer>();
   private readonly sessions = new Set<Http2Session>();
+  private readonly authorities = new AuthorityMemo();
   private unbind: (() => void) | undefined;
   port = 0;
 
@@ -144,7 +163,7 @@ export class InboundServer {
       this.reject(session, 'not-a-member', `${id.toString()} is not the gateway of a member cluster`);
       return;
     }
-    this.peers.set(session, { id, cluster });
+    this.peers.set(session, { id, spiffeId: id.toString(), cluster, callers: new Map() });
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', () => undefined);
@@ -166,7 +185,7 @@ export class InboundServer {
     const started = performance.now();
     const grpc = isGrpc(headers['content-type']);
     const authority = String(headers[':authority'] ?? '');
-    const address = parseClustersetAuthority(authority);
+    const address = this.authorities.parse(authority);
     let serviceKey = 'unknown';
     const done = (completion: Completion): void => {
       const code = completion.grpcStatus !== undefined ? `grpc-${completion.grpcStatus}` : String(completion.status);
@@ -177,7 +196,7 @@ export class InboundServer {
       refuse(failure('no-route', `"${authority}" is not a clusterset service address with a port`));
       return;
     }
-    serviceKey = `${address.namespace}/${address.name}`;
+    serviceKey = address.key;
     const exported = this.plane.discovery().exports.get(serviceKey);
     if (!exported) {
       refuse(failure('service-not-exported', `${address.name}.${address.namespace} is not exported by ${this.plane.localCluster}`));
@@ -198,16 +217,16 @@ export class InboundServer {
       return;
     }
     // A peer of trust domain A may only assert identities of trust domain A.
-    let caller = peer.id.toString();
+    let caller = peer.spiffeId;
     const asserted = headers[CALLER_HEADER];
     if (typeof asserted === 'string' && asserted !== '') {
-      const id = SpiffeId.tryParse(asserted);
-      if (!id || !id.memberOf(peer.id.trustDomain)) {
+      const accepted = acceptedCaller(peer, asserted);
+      if (accepted === undefined) {
         this.plane.log.warn({ cluster: peer.cluster, asserted }, 'peer asserted an identity outside its trust domain');
         refuse(failure('identity-rejected', `the gateway of ${peer.cluster} may only assert identities of ${peer.id.trustDomain}`));
         return;
       }
-      caller = id.toString();
+      caller = accepted;
     }
     if (headers[':method'] === 'CONNECT') {
       this.tunnel(stream, exported, port, caller, peer.cluster, done);
@@ -233,6 +252,7 @@ export class InboundServer {
       abortAttempt: undefined,
       bodyStarted: false,
       tried: new Set(),
+      redial: false,
       cluster: this.plane.localCluster,
       route: undefined,
       policy,

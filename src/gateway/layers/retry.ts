@@ -81,8 +81,12 @@ export function retryLayer(budgets: (key: string) => RetryBudget, retries: Count
 }
 
 /** One attempt, bounded by the per-try timeout when there is one. */
-async function attempt(ctx: RequestContext, next: Handler<RequestContext>, perTryMs: number | undefined): Promise<Outcome> {
+function attempt(ctx: RequestContext, next: Handler<RequestContext>, perTryMs: number | undefined): Promise<Outcome> {
   if (perTryMs === undefined || perTryMs <= 0) return next(ctx);
+  return attemptWithin(ctx, next, perTryMs);
+}
+
+async function attemptWithin(ctx: RequestContext, next: Handler<RequestContext>, perTryMs: number): Promise<Outcome> {
   let expired = false;
   const timer = setTimeout(() => {
     expired = true;

@@ -1,4 +1,4 @@
-import { failure } from '../outcome.js';
+import { failure, type Outcome } from '../outcome.js';
 import type { Handler, Layer } from '../pipeline.js';
 import { endRequest, type RequestContext } from '../request-context.js';
 
@@ -9,21 +9,25 @@ import { endRequest, type RequestContext } from '../request-context.js';
  * replaces the service's for the requests it matches.
  */
 export function timeoutLayer(): Layer<RequestContext> {
-  return (next: Handler<RequestContext>) => async (ctx) => {
+  return (next: Handler<RequestContext>) => (ctx) => {
     const policy = ctx.route?.policy ?? ctx.policy;
     const ruleTimeout = ctx.rule?.timeoutMs;
     const timeoutMs = ruleTimeout ?? policy.timeoutMs;
     if (timeoutMs === undefined || timeoutMs <= 0 || (ctx.grpc && ruleTimeout === undefined && !policy.timeoutExplicit)) return next(ctx);
-    const timer = setTimeout(() => endRequest(ctx, 'timeout'), timeoutMs);
-    try {
-      const outcome = await next(ctx);
-      if (ctx.ended === 'timeout') {
-        if (outcome.kind === 'response') outcome.response.discard();
-        return failure('timeout', `no response within ${timeoutMs}ms`, { cluster: ctx.cluster, retriable: false });
-      }
-      return outcome;
-    } finally {
-      clearTimeout(timer);
-    }
+    return withTimeout(ctx, next, timeoutMs);
   };
+}
+
+async function withTimeout(ctx: RequestContext, next: Handler<RequestContext>, timeoutMs: number): Promise<Outcome> {
+  const timer = setTimeout(() => endRequest(ctx, 'timeout'), timeoutMs);
+  try {
+    const outcome = await next(ctx);
+    if (ctx.ended === 'timeout') {
+      if (outcome.kind === 'response') outcome.response.discard();
+      return failure('timeout', `no response within ${timeoutMs}ms`, { cluster: ctx.cluster, retriable: false });
+    }
+    return outcome;
+  } finally {
+    clearTimeout(timer);
+  }
 }

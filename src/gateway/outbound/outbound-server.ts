@@ -4,8 +4,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { parseClustersetAuthority } from '../../model/catalog.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
+import { AuthorityMemo } from '../authority-memo.js';
 import { writeHttp1, writeHttp2, type Completion } from '../client-writer.js';
 import { forwardableHeaders, isGrpc, isIdempotent } from '../headers.js';
 import { failure, type Outcome } from '../outcome.js';
@@ -46,6 +46,7 @@ export class OutboundServer {
   private readonly net: NetServer;
   private readonly http1: HttpServer;
   private readonly h2c: Http2Server;
+  private readonly authorities = new AuthorityMemo();
   port = 0;
 
   constructor(
@@ -158,13 +159,13 @@ export class OutboundServer {
       const code = completion.grpcStatus !== undefined ? `grpc-${completion.grpcStatus}` : String(completion.status);
       plane.metrics.request('outbound', plane.localCluster, completion.cluster ?? 'none', service, code, (performance.now() - started) / 1000);
     };
-    const address = parseClustersetAuthority(authority);
+    const address = this.authorities.parse(authority);
     if (!address) {
       write(failure('no-route', `"${authority}" is not a clusterset service name (name.namespace.svc.clusterset.local[:port])`), (c) => record('unknown', c));
       return undefined;
     }
-    const route = plane.routing.resolve(address.namespace, address.name, address.port);
-    const key = `${address.namespace}/${address.name}`;
+    const route = plane.routing.resolveKey(address.routeKey, address.namespace, address.name, address.port);
+    const key = address.key;
     if (!('targets' in route)) {
       write({ kind: 'failure', failure: route }, (c) => record(key, c));
       return undefined;
@@ -173,7 +174,7 @@ export class OutboundServer {
       direction: 'outbound',
       method,
       path,
-      authority: `${route.name}.${route.namespace}.svc.clusterset.local:${route.port.port}`,
+      authority: route.authority,
       service: { namespace: route.namespace, name: route.name, port: route.port.port, key },
       headers: forwardableHeaders(rawHeaders),
       body,
@@ -186,6 +187,7 @@ export class OutboundServer {
       abortAttempt: undefined,
       bodyStarted: false,
       tried: new Set(),
+      redial: false,
       cluster: undefined,
       route,
       policy: route.policy,

@@ -1,5 +1,6 @@
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { errorMessage } from '../../core/errors.js';
+import { relayBody } from '../body-relay.js';
 import { CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
@@ -13,7 +14,7 @@ const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_AUTHORITY, HTTP2_HE
  * a 503 with an answer from another cluster.
  */
 export function forwardToPeer(ctx: RequestContext, pool: PeerPool): Promise<Outcome> | Outcome {
-  const acquired = pool.acquire();
+  const acquired = pool.acquire(ctx.redial);
   if (acquired instanceof Promise) {
     return acquired.then(
       (peer) => send(ctx, pool, peer),
@@ -93,7 +94,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
     const body = ctx.body;
     if (body) {
       ctx.bodyStarted = true;
-      body.pipe(stream);
+      relayBody(body, stream);
       body.once('error', () => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
     }
   });

@@ -1,0 +1,47 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Moves a body from an upstream to a downstream (or back): what `source.pipe(sink)` does for one
+ * request, with backpressure and end-of-stream, but with three listeners instead of pipe's eight
+ * and no 'pipe'/'unpipe' events. Every request crosses two of these per gateway, and pipe's
+ * bookkeeping showed in the profile of the request path.
+ *
+ * The relay stops, leaving the sink open, when the sink is destroyed or the source errors or
+ * closes early; the callers decide what an incomplete body means (reset, destroy) from the
+ * streams' own 'close' events, as they did with pipe.
+ */
+export function relayBody(source: Readable, sink: Writable): void {
+  let waitingForDrain = false;
+  const stop = (): void => {
+    source.off('data', onData);
+    source.off('end', onEnd);
+    source.off('close', stop);
+    if (waitingForDrain) sink.off('drain', onDrain);
+    sink.off('close', stop);
+  };
+  function onData(chunk: Buffer): void {
+    if (sink.destroyed) {
+      stop();
+      return;
+    }
+    if (!sink.write(chunk) && !waitingForDrain) {
+      waitingForDrain = true;
+      source.pause();
+      sink.once('drain', onDrain);
+    }
+  }
+  function onDrain(): void {
+    waitingForDrain = false;
+    source.resume();
+  }
+  function onEnd(): void {
+    stop();
+    if (!sink.destroyed) sink.end();
+  }
+  source.on('data', onData);
+  source.once('end', onEnd);
+  // 'close' without 'end' (reset, destroy): stop relaying; the sink's owner sees the source close.
+  source.once('close', stop);
+  sink.once('close', stop);
+  if (source.isPaused()) source.resume();
+}
