@@ -75,6 +75,12 @@ describe('HTTP/1.1', () => {
     expect(echoed.bodySha256).toBe(createHash('sha256').update(payload).digest('hex'));
   });
 
+  it('answers Expect: 100-continue itself and forwards the body without the expectation', async () => {
+    const result = await http1(federation.outbound('eu-west'), PAYMENTS, { method: 'POST', path: '/continue', body: (async function* () { yield Buffer.alloc(4096, 7); })(), headers: { expect: '100-continue', 'content-length': '4096' } });
+    expect(result.status).toBe(200);
+    expect(JSON.parse(result.body)).toMatchObject({ method: 'POST', bodyBytes: 4096 });
+  });
+
   it('passes a chunked request body and keeps connections alive', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set<unknown>();
