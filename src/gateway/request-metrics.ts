@@ -1,14 +1,13 @@
-import { counter, gauge, histogram, type Counter, type Gauge, type Histogram, type Registry } from '../admin/metrics.js';
-
-type RequestLabels = 'source_cluster' | 'destination_cluster' | 'service' | 'code' | 'direction';
+import { counter, gauge, histogram, HotCounter, HotHistogram, type Counter, type Gauge, type HotCounterSeries, type HotHistogramSeries, type Histogram, type Registry } from '../admin/metrics.js';
 
 /**
  * The gateway's metrics. Label sets are cached per combination: prom-client resolves labels by
  * hashing on every call, which is measurable at tens of thousands of requests per second.
  */
 export class GatewayMetrics {
-  readonly requests: Counter<RequestLabels>;
-  readonly duration: Histogram<'source_cluster' | 'destination_cluster' | 'service' | 'direction'>;
+  /** Per request: recorded without prom-client's per-call label hashing (see HotCounter). */
+  readonly requests: HotCounter;
+  readonly duration: HotHistogram;
   readonly upstreamHealthy: Gauge<'destination_cluster'>;
   readonly failovers: Counter<'destination_cluster' | 'reason'>;
   readonly failoverSeconds: Histogram<'destination_cluster'>;
@@ -21,13 +20,12 @@ export class GatewayMetrics {
   readonly routeSelections: Counter<'service' | 'route' | 'policy'>;
   readonly policyApplies: Counter<'result'>;
   readonly policyRevision: Gauge<'state'>;
-  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly requestChildren = new Map<string, { counter: HotCounterSeries; duration: HotHistogramSeries }>();
   private readonly counterChildren = new WeakMap<object, Map<string, { inc(): void }>>();
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
 
   constructor(registry: Registry) {
-    this.requests = counter(registry, 'fedgate_requests_total', 'Requests handled, by source and destination cluster, service and response code', ['source_cluster', 'destination_cluster', 'service', 'code', 'direction']);
-    this.duration = histogram(registry, 'fedgate_request_duration_seconds', 'Time from request to response headers and body', ['source_cluster', 'destination_cluster', 'service', 'direction'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    this.requests = new HotCounter(registry, 'fedgate_requests_total', 'Requests handled, by source and destination cluster, service and response code');
+    this.duration = new HotHistogram(registry, 'fedgate_request_duration_seconds', 'Time from request to response headers and body', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
     this.upstreamHealthy = gauge(registry, 'fedgate_upstream_healthy', '1 while the remote gateway passes its active health checks', ['destination_cluster']);
     this.failovers = counter(registry, 'fedgate_failovers_total', 'Times traffic was moved away from a cluster', ['destination_cluster', 'reason']);
     this.failoverSeconds = histogram(registry, 'fedgate_failover_seconds', 'From the first failure seen at a cluster to traffic fully moved away from it', ['destination_cluster'], [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30]);
@@ -59,19 +57,17 @@ export class GatewayMetrics {
   }
 
   request(direction: string, source: string, destination: string, service: string, code: string, seconds: number): void {
+    // One key per label combination, holding both children: a request costs one lookup.
     const key = `${direction}|${source}|${destination}|${service}|${code}`;
-    let child = this.requestChildren.get(key);
-    if (!child) {
-      child = this.requests.labels({ direction, source_cluster: source, destination_cluster: destination, service, code });
-      this.requestChildren.set(key, child);
+    let children = this.requestChildren.get(key);
+    if (!children) {
+      children = {
+        counter: this.requests.labels({ direction, source_cluster: source, destination_cluster: destination, service, code }),
+        duration: this.duration.labels({ direction, source_cluster: source, destination_cluster: destination, service }),
+      };
+      this.requestChildren.set(key, children);
     }
-    child.inc();
-    const durationKey = `${direction}|${source}|${destination}|${service}`;
-    let observer = this.durationChildren.get(durationKey);
-    if (!observer) {
-      observer = this.duration.labels({ direction, source_cluster: source, destination_cluster: destination, service });
-      this.durationChildren.set(durationKey, observer);
-    }
-    observer.observe(seconds);
+    children.counter.value += 1;
+    children.duration.observe(seconds);
   }
 }
