@@ -8,6 +8,7 @@ import { parseDuration } from '../core/duration.js';
 import { errorMessage } from '../core/errors.js';
 import { DrillAborted, runDrill, writeReport, type DrillInjector } from '../drill/drill-runner.js';
 import type { LoadTarget } from '../drill/load-generator.js';
+import { SERVER_NODE_FLAGS } from '../core/node-flags.js';
 import { summaryLines } from '../drill/render.js';
 import type { DrillMode, DrillPlan, DrillReport } from '../drill/report.js';
 import { openAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
@@ -92,7 +93,7 @@ export function killInjector(clusterFile: string): DrillInjector {
     restore: async () => {
       mkdirSync(cluster.stateDir, { recursive: true });
       const log = openSync(join(cluster.stateDir, 'gateway.log'), 'a');
-      const child = spawn(process.execPath, [resolve(process.argv[1] as string), 'gateway', '--config', clusterFile], { detached: true, stdio: ['ignore', log, log], env: process.env });
+      const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, resolve(process.argv[1] as string), 'gateway', '--config', clusterFile], { detached: true, stdio: ['ignore', log, log], env: process.env });
       closeSync(log);
       child.unref();
       await waitForReadyz(admin, 20_000, `the restarted ${cluster.metadata.name} gateway`);

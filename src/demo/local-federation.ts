@@ -5,6 +5,7 @@ import { createServer as createTcpServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForReadyz } from '../admin/readiness-probe.js';
+import { SERVER_NODE_FLAGS } from '../core/node-flags.js';
 import { loadClusterFile, loadFederationFile } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
@@ -38,7 +39,7 @@ export class LocalProcess {
     mkdirSync(logDir, { recursive: true });
     const logFile = join(logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [resolve(process.argv[1] as string), ...args], { stdio: ['ignore', fd, fd], env });
+    const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, resolve(process.argv[1] as string), ...args], { stdio: ['ignore', fd, fd], env });
     closeSync(fd);
     return new LocalProcess(name, child, logFile);
   }

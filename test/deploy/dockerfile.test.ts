@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SERVER_NODE_FLAGS } from '../../src/core/node-flags.js';
 
 const ROOT = process.cwd();
 
@@ -56,7 +57,7 @@ describe('Dockerfile', () => {
     const user = runtime.filter((i) => i.keyword === 'USER').map((i) => i.args);
     expect(user).toEqual(['1000:1000']);
     const entrypoint = runtime.find((i) => i.keyword === 'ENTRYPOINT');
-    expect(JSON.parse(entrypoint?.args ?? 'null')).toEqual(['node', 'dist/src/bin/fedgate.js']);
+    expect(JSON.parse(entrypoint?.args ?? 'null')).toEqual(['node', ...SERVER_NODE_FLAGS, 'dist/src/bin/fedgate.js']);
     expect(runtime.find((i) => i.keyword === 'WORKDIR')?.args).toBe('/app');
     // tsc puts <rootDir>/src/bin/fedgate.ts at <outDir>/src/bin/fedgate.js.
     const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { rootDir: string; outDir: string } };

@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SERVER_NODE_FLAGS } from '../../src/core/node-flags.js';
 
 const BIN = join(process.cwd(), 'dist', 'src', 'bin', 'fedgate.js');
 
@@ -24,7 +25,7 @@ export class FedgateProcess {
   static start(name: string, args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): FedgateProcess {
     const logFile = join(mkdtempSync(join(tmpdir(), `fedgate-${name}-`)), 'output.log');
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+    const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, BIN, ...args], {
       env: { ...process.env, FEDGATE_LOG_LEVEL: process.env.FEDGATE_TEST_LOG_LEVEL ?? 'info', NODE_OPTIONS: '', ...env },
       stdio: ['ignore', fd, fd],
     });
