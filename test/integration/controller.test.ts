@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRootLogger } from '../../src/core/logger.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { eventually, exportSpec, joinSimulatedGateway, startGatewayReplica, startTestController, type SimulatedGateway, type TestController } from '../support/control-plane.js';
 
@@ -172,6 +173,46 @@ describe('a Sync stream that ends while the controller is still handling its Hel
         return cluster !== undefined && !cluster.connected && cluster.instances.every((i) => !i.connected);
       }, 'us-east shows no connected instance');
       await eventually(() => control.controller.catalog.clusters.get('us-east')?.state === 'unreachable', 'us-east unreachable once its lease ran out', 10_000);
+    } finally {
+      for (const g of gateways) g.stop();
+      await control.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A memory store whose next export write fails with an error the controller does not expect. */
+class FailingExportStore extends MemoryStore {
+  failNext = false;
+
+  override async writeExports(...args: Parameters<MemoryStore['writeExports']>): ReturnType<MemoryStore['writeExports']> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('disk on fire');
+    }
+    return super.writeExports(...args);
+  }
+}
+
+describe('a Hello the controller cannot complete', () => {
+  it('closes the stream so the gateway reconnects, and keeps no half-admitted session', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedgate-controller-'));
+    const store = new FailingExportStore();
+    const control = await startTestController(store, dir);
+    const gateways: SimulatedGateway[] = [];
+    try {
+      store.failNext = true;
+      const lines: string[] = [];
+      const log = createRootLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+      const east = await joinSimulatedGateway(control.admin, dir, 'us-east', { exports: [exportSpec('payments')], log });
+      gateways.push(east);
+      await eventually(() => east.catalog.data.services.has('default/payments'), 'payments exported after the gateway reconnected');
+      expect(store.failNext).toBe(false);
+      // The gateway is told why, rather than tripping over a session the controller half-built.
+      expect(lines.some((line) => line.includes('the controller could not admit this gateway: disk on fire'))).toBe(true);
+      expect(lines.some((line) => line.includes('the first message must be Hello'))).toBe(false);
+      const status = await control.admin.call.status({});
+      expect(status.clusters.find((c) => c.info?.name === 'us-east')?.instances.map((i) => i.connected)).toEqual([true]);
     } finally {
       for (const g of gateways) g.stop();
       await control.stop();

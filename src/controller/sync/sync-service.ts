@@ -151,9 +151,7 @@ export class SyncService {
       }, STATUS_WRITE_INTERVAL_MS);
     };
 
-    let ended = false;
     const cleanup = (): void => {
-      ended = true;
       clearTimeout(helloTimer);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       if (statusTimer) clearTimeout(statusTimer);
@@ -178,14 +176,19 @@ export class SyncService {
         }
         clearTimeout(helloTimer);
         sessionLog = sessionLog.child({ instance: msg.value.instance.slice(0, 128) });
-        session = await this.hello(call, cluster, msg.value, sessionLog);
+        // The session is known to this stream before Hello's store work starts: a stream that ends
+        // meanwhile is cleaned up with its session, instead of leaving it registered (renewing the
+        // cluster's lease for a gateway that is gone).
+        session = this.admit(call, cluster, msg.value, sessionLog);
         if (!session) return;
-        // The stream may have ended while Hello was in the store. Its cleanup then found no session,
-        // and the session Hello registered would otherwise stay behind, renewing the cluster's lease.
-        if (ended) {
-          cleanup();
+        try {
+          await this.greet(session, msg.value, sessionLog);
+        } catch (error) {
+          sessionLog.warn({ err: errorMessage(error) }, 'could not admit the gateway; it will reconnect');
+          session.close(GrpcStatus.UNAVAILABLE, `the controller could not admit this gateway: ${errorMessage(error)}`);
           return;
         }
+        if (session.isClosed) return;
         writeStatus(true);
         heartbeatTimer = setInterval(heartbeat, heartbeatInterval(this.options.leaseTtlMs));
         return;
@@ -285,7 +288,8 @@ export class SyncService {
     return cluster;
   }
 
-  private async hello(call: ServerDuplexStream<SyncUp, SyncDown>, cluster: string, hello: Hello, log: Logger): Promise<GatewaySession | undefined> {
+  /** Checks a Hello and registers the stream's session; synchronous, so the stream knows its session at once. */
+  private admit(call: ServerDuplexStream<SyncUp, SyncDown>, cluster: string, hello: Hello, log: Logger): GatewaySession | undefined {
     const { catalog } = this.options;
     if (hello.cluster !== cluster) {
       const message = `this stream is authenticated as the gateway of "${cluster}"; it may not speak for "${hello.cluster}"`;
@@ -309,6 +313,13 @@ export class SyncService {
     }
     session.sendSettings(this.options.settings);
     log.info({ epoch: hello.epoch, revision: hello.revision, exports: hello.exports.length, instances: this.sessionsOf(cluster).length }, 'gateway connected');
+    return session;
+  }
+
+  /** What Hello needs from the store: the catalog to send, the cluster's lease and state, its exports. */
+  private async greet(session: GatewaySession, hello: Hello, log: Logger): Promise<void> {
+    const { catalog } = this.options;
+    const cluster = session.cluster;
 
     // What the gateway must be told: a delta when it holds this epoch and the log still reaches
     // its revision, else a snapshot.
@@ -337,7 +348,6 @@ export class SyncService {
     }
     await this.writeExports(session, hello.exports, [], true, log);
     this.sendCurrentVerdicts(session);
-    return session;
   }
 
   private async renewLease(cluster: string, log: Logger): Promise<void> {
