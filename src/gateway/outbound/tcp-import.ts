@@ -123,7 +123,13 @@ export class TcpImportListener {
     } catch (error) {
       return errorMessage(error);
     }
-    const stream = peer.session.request({ ':method': 'CONNECT', ':authority': `${route.name}.${route.namespace}.svc.clusterset.local:${route.port.port}`, [CALLER_HEADER]: caller }, { endStream: false });
+    let stream;
+    try {
+      stream = peer.session.request([':method', 'CONNECT', ':authority', `${route.name}.${route.namespace}.svc.clusterset.local:${route.port.port}`, CALLER_HEADER, caller], false);
+    } catch (error) {
+      pool.release(peer);
+      return errorMessage(error);
+    }
     stream.once('close', () => pool.release(peer));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

@@ -1,8 +1,9 @@
-import { connect, constants, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from 'node:http2';
+import { constants, type Settings } from 'node:http2';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
+import { H2ClientSession } from './h2/client-session.js';
 
 /** HTTP/2 settings for gateway-to-gateway sessions: large windows (one session carries many streams). */
 export const PEER_SETTINGS: Settings = {
@@ -23,7 +24,7 @@ export class PoolError extends Error {
 }
 
 export interface PeerSession {
-  session: ClientHttp2Session;
+  session: H2ClientSession;
   active: number;
   started: number;
 }
@@ -185,35 +186,44 @@ export class PeerPool {
     if (!target) return Promise.reject(new Error(`"${address}" is not host:port`));
     const tls = this.options.tls();
     return new Promise((resolve, reject) => {
-      const options: SecureClientSessionOptions = {
-        settings: PEER_SETTINGS,
-        maxSessionMemory: 64,
-        createConnection: () => {
-          const socket = tlsConnect({ ...tls, host: target.host, port: target.port, ALPNProtocols: ['h2'], servername: 'fedgate' });
-          // No Nagle on a multiplexed session: small frames (headers, PINGs, window updates) must not wait.
-          socket.setNoDelay(true);
-          return socket;
-        },
-      };
-      const session = connect(`https://${address}`, options);
+      const socket = tlsConnect({ ...tls, host: target.host, port: target.port, ALPNProtocols: ['h2'], servername: 'fedgate' });
+      // No Nagle on a multiplexed session: small frames (headers, PINGs, window updates) must not wait.
+      socket.setNoDelay(true);
+      let session: H2ClientSession | undefined;
       const timer = setTimeout(() => {
-        session.destroy(new Error(`connect timed out after ${this.options.connectTimeoutMs}ms`));
+        const error = new Error(`connect timed out after ${this.options.connectTimeoutMs}ms`);
+        if (session) session.destroy(error);
+        else socket.destroy(error);
       }, this.options.connectTimeoutMs);
       const fail = (error: Error): void => {
         clearTimeout(timer);
         reject(error);
       };
-      session.once('error', fail);
-      session.once('connect', () => {
-        clearTimeout(timer);
-        session.off('error', fail);
-        session.setLocalWindowSize(SESSION_WINDOW);
-        const peer: PeerSession = { session, active: 0, started: 0 };
-        session.on('error', (error) => this.options.log.debug({ cluster: this.options.cluster, err: errorMessage(error) }, 'peer session error'));
-        session.once('close', () => this.remove(peer));
-        session.once('goaway', () => this.remove(peer));
-        session.unref();
-        resolve(peer);
+      socket.once('error', fail);
+      socket.once('secureConnect', () => {
+        socket.off('error', fail);
+        if (socket.alpnProtocol !== 'h2') {
+          socket.destroy();
+          fail(new Error(`the peer did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'})`));
+          return;
+        }
+        const opened = new H2ClientSession(socket, { initialWindowSize: PEER_SETTINGS.initialWindowSize ?? 65_535, sessionWindowSize: SESSION_WINDOW, maxHeaderListSize: PEER_SETTINGS.maxHeaderListSize ?? 65_536 });
+        session = opened;
+        const failEarly = (error: Error): void => fail(error);
+        const closedEarly = (): void => fail(new Error('the peer closed the connection before its HTTP/2 settings'));
+        opened.once('error', failEarly);
+        opened.once('close', closedEarly);
+        opened.once('connect', () => {
+          clearTimeout(timer);
+          opened.off('error', failEarly);
+          opened.off('close', closedEarly);
+          const peer: PeerSession = { session: opened, active: 0, started: 0 };
+          opened.on('error', (error: Error) => this.options.log.debug({ cluster: this.options.cluster, err: errorMessage(error) }, 'peer session error'));
+          opened.once('close', () => this.remove(peer));
+          opened.once('goaway', () => this.remove(peer));
+          opened.unref();
+          resolve(peer);
+        });
       });
     });
   }

@@ -1,12 +1,16 @@
-import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { errorMessage } from '../../core/errors.js';
 import { relayBody } from '../body-relay.js';
 import { CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
+import { ErrorCode } from './h2/frames.js';
+import type { H2ClientStream } from './h2/client-session.js';
 import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
 
-const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants;
+const NGHTTP2_CANCEL = ErrorCode.CANCEL;
+const NGHTTP2_REFUSED_STREAM = ErrorCode.REFUSED_STREAM;
+
 
 /**
  * Forwards a request to the chosen cluster's gateway over a pooled HTTP/2 stream. Resolves as soon
@@ -38,17 +42,9 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
     pool.release(peer);
     return ended(ctx, pool.cluster);
   }
-  const headers: OutgoingHttpHeaders = {
-    ...ctx.headers,
-    [HTTP2_HEADER_METHOD]: ctx.method,
-    [HTTP2_HEADER_PATH]: ctx.path,
-    [HTTP2_HEADER_AUTHORITY]: ctx.authority,
-    [HTTP2_HEADER_SCHEME]: 'https',
-    [CALLER_HEADER]: ctx.caller,
-  };
-  let stream: ClientHttp2Stream;
+  let stream: H2ClientStream;
   try {
-    stream = peer.session.request(headers, { endStream: ctx.body === null });
+    stream = peer.session.request(requestFields(ctx), ctx.body === null);
   } catch (error) {
     pool.release(peer);
     return failure('connect-failed', `cannot open a stream to ${pool.cluster}: ${errorMessage(error)}`, { cluster: pool.cluster, retriable: true });
@@ -80,7 +76,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
       settle({
         kind: 'response',
         response: {
-          status: Number(responseHeaders[HTTP2_HEADER_STATUS]),
+          status: Number(responseHeaders[':status']),
           headers: responseHeaders,
           body: stream,
           trailers: ctx.grpc ? trailersOf(stream) : NO_TRAILERS,
@@ -100,11 +96,27 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
   });
 }
 
-function trailersOf(stream: ClientHttp2Stream): Promise<IncomingHttpHeaders> {
+function trailersOf(stream: H2ClientStream): Promise<IncomingHttpHeaders> {
   return new Promise((done) => {
     stream.once('trailers', (t: IncomingHttpHeaders) => done(t));
     stream.once('close', () => done({}));
   });
+}
+
+/** The request's header block as the HTTP/2 client takes it: pseudo-headers first, then the rest. */
+function requestFields(ctx: RequestContext): string[] {
+  const fields = [':method', ctx.method, ':scheme', 'https', ':authority', ctx.authority, ':path', ctx.path, CALLER_HEADER, ctx.caller];
+  appendHeaders(fields, ctx.headers);
+  return fields;
+}
+
+export function appendHeaders(fields: string[], headers: OutgoingHttpHeaders): void {
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) fields.push(name, v);
+    else fields.push(name, typeof value === 'string' ? value : String(value));
+  }
 }
 
 function noop(): void {}

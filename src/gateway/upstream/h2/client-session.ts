@@ -1,0 +1,697 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http2';
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
+import {
+  CLIENT_PREFACE,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_WINDOW,
+  ErrorCode,
+  errorName,
+  Flag,
+  frame,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  goawayFrame,
+  MAX_WINDOW,
+  rstStreamFrame,
+  Setting,
+  settingsFrame,
+  windowUpdateFrame,
+  writeFrameHeader,
+} from './frames.js';
+
+/*
+ * A lean HTTP/2 client for the gateway-to-gateway hop (RFC 9113, client side only, no push, no
+ * priorities). Node 20's own HTTP/2 client allocates so much per request (copies of headers and
+ * options, async resources, a JS Http2Stream over a native nghttp2 stream) that the outbound
+ * gateway's scavenges took 3–15 ms under load; this client keeps a request to one Duplex, one
+ * header object and the frames themselves. The inbound side stays Node's HTTP/2 server.
+ */
+
+export interface RemoteSettings {
+  headerTableSize: number;
+  maxConcurrentStreams: number;
+  initialWindowSize: number;
+  maxFrameSize: number;
+  maxHeaderListSize: number;
+}
+
+export interface H2ClientOptions {
+  /** Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE). */
+  initialWindowSize: number;
+  /** Our receive window for the whole connection. */
+  sessionWindowSize: number;
+  /** Largest response header list we accept (SETTINGS_MAX_HEADER_LIST_SIZE). */
+  maxHeaderListSize: number;
+}
+
+/** A connection-level protocol violation by the peer: the session ends with GOAWAY(code). */
+class ConnectionError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_STREAM_ID = 2 ** 31 - 1;
+const MAX_OUTSTANDING_PINGS = 10;
+const EMPTY = Buffer.alloc(0);
+
+export class H2ClientSession extends EventEmitter {
+  remoteSettings: RemoteSettings | undefined;
+  /** No new streams (GOAWAY sent or received, or close() called). */
+  closed = false;
+  destroyed = false;
+  private readonly streams = new Map<number, H2ClientStream>();
+  private nextStreamId = 1;
+  private sendWindow = DEFAULT_WINDOW;
+  private recvUnacked = 0;
+  private buffered: Buffer | undefined;
+  private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
+  private readonly encoder = new HpackEncoder();
+  private readonly decoder: HpackDecoder;
+  private decoding: IncomingHttpHeaders = {};
+  private readonly pings: Array<{ seq: number; started: number; callback: (error: Error | null, durationMs: number) => void }> = [];
+  private pingSeq = 0;
+  private corked = false;
+  private sentGoaway = false;
+  private blocked: H2ClientStream[] = [];
+
+  constructor(
+    readonly socket: Socket,
+    private readonly options: H2ClientOptions,
+  ) {
+    super();
+    this.decoder = new HpackDecoder(4096, options.maxHeaderListSize);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error: Error) => this.destroy(error));
+    socket.on('close', () => this.destroy());
+    this.write(CLIENT_PREFACE);
+    this.write(
+      settingsFrame([
+        [Setting.ENABLE_PUSH, 0],
+        [Setting.INITIAL_WINDOW_SIZE, options.initialWindowSize],
+        [Setting.MAX_HEADER_LIST_SIZE, options.maxHeaderListSize],
+      ]),
+    );
+    if (options.sessionWindowSize > DEFAULT_WINDOW) this.write(windowUpdateFrame(0, options.sessionWindowSize - DEFAULT_WINDOW));
+  }
+
+  /** Streams open on the wire. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Opens a stream. `fields` is a flat [name, value, ...] list, pseudo-headers first, names in
+   * lower case. With `endStream` the request has no body; otherwise write it to the stream.
+   */
+  request(fields: readonly string[], endStream: boolean): H2ClientStream {
+    if (this.closed || this.destroyed || !this.remoteSettings) throw new Error(this.destroyed ? 'the session is destroyed' : 'the session takes no new streams');
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    const stream = new H2ClientStream(this, id, this.remoteSettings.initialWindowSize, this.options.initialWindowSize);
+    this.streams.set(id, stream);
+    this.writeHeaders(id, this.encoder.encode(fields), endStream);
+    if (endStream) {
+      stream.sentEnd = true;
+      stream.end();
+    }
+    // Stream IDs cannot be reused: a session that has used them all retires.
+    if (this.nextStreamId > MAX_STREAM_ID) this.close();
+    return stream;
+  }
+
+  /** Sends a PING; the callback gets the round trip in milliseconds. False when too many are unanswered. */
+  ping(callback: (error: Error | null, durationMs: number) => void): boolean {
+    if (this.destroyed || this.pings.length >= MAX_OUTSTANDING_PINGS) return false;
+    const seq = ++this.pingSeq;
+    const buf = frame(FrameType.PING, 0, 0, 8);
+    buf.writeUInt32BE(0, FRAME_HEADER_BYTES);
+    buf.writeUInt32BE(seq >>> 0, FRAME_HEADER_BYTES + 4);
+    this.pings.push({ seq: seq >>> 0, started: performance.now(), callback });
+    this.write(buf);
+    return true;
+  }
+
+  /** Graceful: no new streams; the connection ends once the open ones are done. */
+  close(): void {
+    if (this.closed || this.destroyed) {
+      if (!this.destroyed && this.streams.size === 0) this.end();
+      return;
+    }
+    this.closed = true;
+    this.sentGoaway = true;
+    this.write(goawayFrame(0, ErrorCode.NO_ERROR));
+    if (this.streams.size === 0) this.end();
+  }
+
+  /** Ends the connection at once; open streams fail (a fully received response can still be read). */
+  destroy(error?: Error): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.closed = true;
+    const reason = error ?? new Error('the connection to the peer gateway closed');
+    for (const stream of this.streams.values()) stream.onSessionLost(reason);
+    this.streams.clear();
+    for (const ping of this.pings.splice(0)) ping.callback(reason, 0);
+    this.blocked = [];
+    this.socket.destroy();
+    if (error && this.listenerCount('error') > 0) this.emit('error', error);
+    process.nextTick(() => this.emit('close'));
+  }
+
+  unref(): void {
+    this.socket.unref();
+  }
+
+  /** Sends RST_STREAM for a stream still open on the wire, and forgets it. */
+  resetStream(stream: H2ClientStream, code: number): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.forget(stream);
+    if (!this.destroyed) this.write(rstStreamFrame(stream.id, code));
+  }
+
+  /** Request body bytes, within the peer's flow-control windows; the callback runs once all are sent. */
+  sendData(stream: H2ClientStream, chunk: Buffer, end: boolean, callback: (error?: Error | null) => void): void {
+    if (this.destroyed || this.streams.get(stream.id) !== stream) {
+      // The peer closed the stream (an early response) or it was reset: the body is not wanted.
+      callback();
+      return;
+    }
+    const maxFrame = this.remoteSettings?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    let offset = 0;
+    while (offset < chunk.length) {
+      const room = Math.min(stream.sendWindow, this.sendWindow, maxFrame);
+      if (room <= 0) {
+        stream.pending = { chunk: offset === 0 ? chunk : chunk.subarray(offset), end, callback };
+        this.blocked.push(stream);
+        return;
+      }
+      const n = Math.min(room, chunk.length - offset);
+      const last = offset + n === chunk.length;
+      this.writeData(stream.id, n === chunk.length ? chunk : chunk.subarray(offset, offset + n), end && last);
+      stream.sendWindow -= n;
+      this.sendWindow -= n;
+      offset += n;
+    }
+    if (chunk.length === 0 && end) this.writeData(stream.id, EMPTY, true);
+    if (end) {
+      stream.sentEnd = true;
+      if (stream.remoteEnded) this.forget(stream);
+    }
+    callback();
+  }
+
+  /** The consumer read what we had buffered: give the peer its window back. */
+  replenish(stream: H2ClientStream): void {
+    if (stream.recvUnacked === 0 || this.destroyed || this.streams.get(stream.id) !== stream || stream.remoteEnded) return;
+    this.write(windowUpdateFrame(stream.id, stream.recvUnacked));
+    stream.recvWindow += stream.recvUnacked;
+    stream.recvUnacked = 0;
+  }
+
+  /** The stream ended on the wire (both directions done, or reset by the peer): nothing to send. */
+  forget(stream: H2ClientStream): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    stream.wireClosed = true;
+    if (stream.pending) {
+      const pending = stream.pending;
+      stream.pending = undefined;
+      pending.callback();
+    }
+    if (this.closed && this.streams.size === 0 && !this.destroyed) this.end();
+  }
+
+  private end(): void {
+    // Our own GOAWAY tells the server the connection is done even if it still holds streams it
+    // never answered (those above its GOAWAY's last stream ID): without it Node's server keeps the
+    // session open after our FIN.
+    if (!this.sentGoaway) this.write(goawayFrame(0, ErrorCode.NO_ERROR));
+    // Let queued frames (GOAWAY, last DATA) leave before the FIN.
+    this.uncork();
+    this.socket.end();
+    setTimeout(() => this.destroy(), 1000).unref();
+  }
+
+  private write(buf: Buffer): void {
+    if (this.destroyed) return;
+    // Frames produced in one tick leave in one TLS write instead of one record each.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    this.socket.write(buf);
+  }
+
+  private readonly uncork = (): void => {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  private writeHeaders(streamId: number, block: Buffer, endStream: boolean): void {
+    const maxFrame = this.remoteSettings?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    const endFlag = endStream ? Flag.END_STREAM : 0;
+    if (block.length <= maxFrame) {
+      const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(head, 0, FrameType.HEADERS, Flag.END_HEADERS | endFlag, streamId, block.length);
+      this.write(head);
+      this.write(block);
+      return;
+    }
+    for (let offset = 0; offset < block.length; offset += maxFrame) {
+      const part = block.subarray(offset, offset + maxFrame);
+      const first = offset === 0;
+      const last = offset + maxFrame >= block.length;
+      const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(head, 0, first ? FrameType.HEADERS : FrameType.CONTINUATION, (first ? endFlag : 0) | (last ? Flag.END_HEADERS : 0), streamId, part.length);
+      this.write(head);
+      this.write(part);
+    }
+  }
+
+  private writeData(streamId: number, payload: Buffer, endStream: boolean): void {
+    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+    writeFrameHeader(head, 0, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId, payload.length);
+    this.write(head);
+    if (payload.length > 0) this.write(payload);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.destroyed) return;
+    const buf = this.buffered ? Buffer.concat([this.buffered, chunk]) : chunk;
+    let offset = 0;
+    try {
+      while (buf.length - offset >= FRAME_HEADER_BYTES) {
+        const length = ((buf[offset] as number) << 16) | ((buf[offset + 1] as number) << 8) | (buf[offset + 2] as number);
+        // We never raise SETTINGS_MAX_FRAME_SIZE above its default.
+        if (length > DEFAULT_MAX_FRAME_SIZE) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `a ${length}-byte frame exceeds the maximum frame size`);
+        if (buf.length - offset - FRAME_HEADER_BYTES < length) break;
+        const type = buf[offset + 3] as number;
+        const flags = buf[offset + 4] as number;
+        const streamId = buf.readUInt32BE(offset + 5) & 0x7fffffff;
+        const payload = buf.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + length);
+        offset += FRAME_HEADER_BYTES + length;
+        this.onFrame(type, flags, streamId, payload);
+        if (this.destroyed) return;
+      }
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.buffered = offset < buf.length ? buf.subarray(offset) : undefined;
+  }
+
+  private fail(error: unknown): void {
+    const code = error instanceof ConnectionError ? error.code : error instanceof HpackError ? ErrorCode.COMPRESSION_ERROR : ErrorCode.INTERNAL_ERROR;
+    const message = error instanceof Error ? error.message : String(error);
+    if (!this.destroyed) {
+      this.sentGoaway = true;
+      this.write(goawayFrame(this.nextStreamId > 1 ? this.nextStreamId - 2 : 0, code, message.slice(0, 200)));
+      this.uncork();
+    }
+    this.destroy(new Error(`HTTP/2 ${errorName(code)} from the peer gateway: ${message}`));
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (this.headerBlock && type !== FrameType.CONTINUATION) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'a header block was interrupted by another frame');
+    switch (type) {
+      case FrameType.DATA:
+        this.onDataFrame(flags, streamId, payload);
+        return;
+      case FrameType.HEADERS:
+        this.onHeadersFrame(flags, streamId, payload);
+        return;
+      case FrameType.CONTINUATION:
+        this.onContinuation(flags, streamId, payload);
+        return;
+      case FrameType.RST_STREAM:
+        if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
+        if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM payload is not 4 bytes');
+        this.streams.get(streamId)?.onReset(payload.readUInt32BE(0));
+        return;
+      case FrameType.SETTINGS:
+        this.onSettings(flags, streamId, payload);
+        return;
+      case FrameType.PING:
+        this.onPing(flags, streamId, payload);
+        return;
+      case FrameType.GOAWAY:
+        this.onGoaway(streamId, payload);
+        return;
+      case FrameType.WINDOW_UPDATE:
+        this.onWindowUpdate(streamId, payload);
+        return;
+      case FrameType.PUSH_PROMISE:
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PUSH_PROMISE although push is disabled');
+      case FrameType.PRIORITY:
+        if (payload.length !== 5) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'PRIORITY payload is not 5 bytes');
+        return;
+      default:
+        // Unknown frame types are ignored (RFC 9113 §4.1).
+        return;
+    }
+  }
+
+  private unpadded(flags: number, payload: Buffer, what: string): Buffer {
+    if ((flags & Flag.PADDED) === 0) return payload;
+    if (payload.length < 1) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `padded ${what} without a pad length`);
+    const pad = payload[0] as number;
+    if (pad >= payload.length) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `${what} padding longer than the frame`);
+    return payload.subarray(1, payload.length - pad);
+  }
+
+  private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
+    // Flow control counts the whole frame payload, padding included.
+    this.recvUnacked += payload.length;
+    if (this.recvUnacked >= this.options.sessionWindowSize / 2) {
+      this.write(windowUpdateFrame(0, this.recvUnacked));
+      this.recvUnacked = 0;
+    }
+    const stream = this.streams.get(streamId);
+    if (!stream) {
+      if (streamId >= this.nextStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
+      return; // a stream we reset: frames in flight still arrive
+    }
+    if (!stream.responded) {
+      this.resetStream(stream, ErrorCode.PROTOCOL_ERROR);
+      stream.onProtocolError('DATA before the response headers');
+      return;
+    }
+    if (payload.length > stream.recvWindow) {
+      this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
+      stream.onProtocolError('the peer overran the stream window');
+      return;
+    }
+    stream.recvWindow -= payload.length;
+    stream.onBody(this.unpadded(flags, payload, 'DATA'), payload.length, (flags & Flag.END_STREAM) !== 0);
+  }
+
+  private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0 || streamId % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${streamId}`);
+    let fragment = this.unpadded(flags, payload, 'HEADERS');
+    if ((flags & Flag.PRIORITY) !== 0) {
+      if (fragment.length < 5) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'HEADERS priority fields truncated');
+      fragment = fragment.subarray(5);
+    }
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if ((flags & Flag.END_HEADERS) !== 0) {
+      this.onHeaderBlock(streamId, endStream, fragment);
+      return;
+    }
+    this.headerBlock = { streamId, endStream, parts: [fragment], size: fragment.length };
+  }
+
+  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
+    const block = this.headerBlock;
+    if (!block || block.streamId !== streamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without a header block to continue');
+    block.parts.push(payload);
+    block.size += payload.length;
+    if (block.size > this.options.maxHeaderListSize * 2) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
+    if ((flags & Flag.END_HEADERS) === 0) return;
+    this.headerBlock = undefined;
+    this.onHeaderBlock(streamId, block.endStream, Buffer.concat(block.parts, block.size));
+  }
+
+  private onHeaderBlock(streamId: number, endStream: boolean, block: Buffer): void {
+    const headers: IncomingHttpHeaders = Object.create(null) as IncomingHttpHeaders;
+    this.decoding = headers;
+    // Decoded even for a stream we no longer track: the HPACK table must stay in step with the peer.
+    this.decoder.decode(block, this.addHeader);
+    const stream = this.streams.get(streamId);
+    if (!stream) {
+      if (streamId >= this.nextStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${streamId}`);
+      return;
+    }
+    stream.onHeaders(headers, endStream);
+  }
+
+  private readonly addHeader = (name: string, value: string): void => {
+    const headers = this.decoding as Record<string, string | string[] | number | undefined>;
+    if (name === ':status') {
+      headers[name] = Number(value);
+      return;
+    }
+    const previous = headers[name];
+    if (previous === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(previous)) previous.push(value);
+    else headers[name] = `${String(previous)}${name === 'cookie' ? '; ' : ', '}${value}`;
+  };
+
+  private onSettings(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS on a stream');
+    if ((flags & Flag.ACK) !== 0) {
+      if (payload.length !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
+      return;
+    }
+    if (payload.length % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS payload is not a multiple of 6');
+    const first = !this.remoteSettings;
+    const settings: RemoteSettings = this.remoteSettings ?? { headerTableSize: 4096, maxConcurrentStreams: 100, initialWindowSize: DEFAULT_WINDOW, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, maxHeaderListSize: Infinity };
+    for (let offset = 0; offset < payload.length; offset += 6) {
+      const id = payload.readUInt16BE(offset);
+      const value = payload.readUInt32BE(offset + 2);
+      switch (id) {
+        case Setting.HEADER_TABLE_SIZE:
+          settings.headerTableSize = value;
+          this.encoder.setMaxTableSize(value);
+          break;
+        case Setting.ENABLE_PUSH:
+          if (value > 1) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'ENABLE_PUSH is not 0 or 1');
+          break;
+        case Setting.MAX_CONCURRENT_STREAMS:
+          settings.maxConcurrentStreams = value;
+          break;
+        case Setting.INITIAL_WINDOW_SIZE: {
+          if (value > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE above 2^31-1');
+          const delta = value - settings.initialWindowSize;
+          settings.initialWindowSize = value;
+          for (const stream of this.streams.values()) stream.sendWindow += delta;
+          break;
+        }
+        case Setting.MAX_FRAME_SIZE:
+          if (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `MAX_FRAME_SIZE ${value} out of range`);
+          settings.maxFrameSize = value;
+          break;
+        case Setting.MAX_HEADER_LIST_SIZE:
+          settings.maxHeaderListSize = value;
+          break;
+        default:
+          break; // unknown settings are ignored
+      }
+    }
+    this.remoteSettings = settings;
+    this.write(frame(FrameType.SETTINGS, Flag.ACK, 0, 0));
+    this.flushBlocked();
+    if (first) this.emit('connect', this);
+  }
+
+  private onPing(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
+    if (payload.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING payload is not 8 bytes');
+    if ((flags & Flag.ACK) === 0) {
+      const ack = frame(FrameType.PING, Flag.ACK, 0, 8);
+      payload.copy(ack, FRAME_HEADER_BYTES);
+      this.write(ack);
+      return;
+    }
+    const seq = payload.readUInt32BE(4);
+    const index = this.pings.findIndex((p) => p.seq === seq);
+    if (index === -1) return;
+    const [ping] = this.pings.splice(index, 1);
+    if (ping) ping.callback(null, performance.now() - ping.started);
+  }
+
+  private onGoaway(streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
+    if (payload.length < 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'GOAWAY payload shorter than 8 bytes');
+    const lastStreamId = payload.readUInt32BE(0) & 0x7fffffff;
+    const code = payload.readUInt32BE(4);
+    this.closed = true;
+    // Streams above lastStreamId were never processed: safe to send again elsewhere.
+    for (const stream of [...this.streams.values()]) {
+      if (stream.id <= lastStreamId) continue;
+      // The server may still hold such a stream (Node's does, and then never closes the session):
+      // cancel it there, and report it here as refused.
+      stream.rstCode = ErrorCode.REFUSED_STREAM;
+      this.resetStream(stream, ErrorCode.CANCEL);
+      stream.onReset(ErrorCode.REFUSED_STREAM);
+    }
+    this.emit('goaway', code, lastStreamId, payload.subarray(8));
+    if (this.streams.size === 0) this.end();
+  }
+
+  private onWindowUpdate(streamId: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'WINDOW_UPDATE payload is not 4 bytes');
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (streamId === 0) {
+      if (increment === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0 on the connection');
+      this.sendWindow += increment;
+      if (this.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window above 2^31-1');
+    } else {
+      const stream = this.streams.get(streamId);
+      if (!stream) return;
+      if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
+        this.resetStream(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR);
+        stream.onProtocolError('bad WINDOW_UPDATE from the peer');
+        return;
+      }
+      stream.sendWindow += increment;
+    }
+    this.flushBlocked();
+  }
+
+  private flushBlocked(): void {
+    if (this.blocked.length === 0) return;
+    const blocked = this.blocked;
+    this.blocked = [];
+    for (const stream of blocked) {
+      const pending = stream.pending;
+      if (!pending) continue;
+      stream.pending = undefined;
+      this.sendData(stream, pending.chunk, pending.end, pending.callback);
+    }
+  }
+}
+
+/**
+ * One request: the writable side is the request body, the readable side the response body.
+ * 'response' carries the response headers, 'trailers' the trailers; `rstCode` says how a stream
+ * that ended early was reset (REFUSED_STREAM: the peer never processed it).
+ */
+export class H2ClientStream extends Duplex {
+  rstCode: number | undefined;
+  responded = false;
+  sentEnd = false;
+  remoteEnded = false;
+  /** The stream is no longer open on the connection (ended both ways, reset, or the session died). */
+  wireClosed = false;
+  recvUnacked = 0;
+  pending: { chunk: Buffer; end: boolean; callback: (error?: Error | null) => void } | undefined;
+
+  constructor(
+    private readonly session: H2ClientSession,
+    readonly id: number,
+    public sendWindow: number,
+    public recvWindow: number,
+  ) {
+    super();
+    this.windowTarget = recvWindow;
+  }
+
+  /** Our initial receive window: the peer gets credit back once half of it is used and read. */
+  private readonly windowTarget: number;
+
+  /** Resets the stream with `code` (CANCEL when giving up) and destroys it. */
+  close(code: number = ErrorCode.CANCEL): void {
+    if (this.rstCode === undefined) this.rstCode = code;
+    this.session.resetStream(this, code);
+    if (!this.destroyed) this.destroy();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.session.sendData(this, chunk, false, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.sentEnd) callback();
+    else this.session.sendData(this, EMPTY, true, callback);
+  }
+
+  override _read(): void {
+    if (this.recvWindow <= this.windowTarget / 2) this.session.replenish(this);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.wireClosed) {
+      if (this.rstCode === undefined) this.rstCode = error ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL;
+      this.session.resetStream(this, this.rstCode);
+    }
+    if (this.pending) {
+      const pending = this.pending;
+      this.pending = undefined;
+      pending.callback(error);
+    }
+    callback(error);
+  }
+
+  onHeaders(headers: IncomingHttpHeaders, endStream: boolean): void {
+    if (!this.responded) {
+      const status = headers[':status'] as unknown;
+      if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 999) {
+        this.session.resetStream(this, ErrorCode.PROTOCOL_ERROR);
+        this.onProtocolError('a response without a valid :status');
+        return;
+      }
+      // Informational responses (100 Continue, 103 Early Hints) precede the real one.
+      if (status < 200) return;
+      this.responded = true;
+      this.emit('response', headers);
+      if (endStream) this.onRemoteEnd();
+      return;
+    }
+    if (!endStream) {
+      this.session.resetStream(this, ErrorCode.PROTOCOL_ERROR);
+      this.onProtocolError('trailers without END_STREAM');
+      return;
+    }
+    this.emit('trailers', headers);
+    this.onRemoteEnd();
+  }
+
+  onBody(data: Buffer, counted: number, endStream: boolean): void {
+    if (this.destroyed) return;
+    this.recvUnacked += counted;
+    const wantsMore = data.length === 0 || this.push(data);
+    if (endStream) this.onRemoteEnd();
+    else if (wantsMore && this.recvWindow <= this.windowTarget / 2) this.session.replenish(this);
+  }
+
+  onReset(code: number): void {
+    if (this.rstCode === undefined) this.rstCode = code;
+    this.session.forget(this);
+    if (this.destroyed) return;
+    // NO_ERROR after a complete response: the peer needs no more of the request body (RFC 9113 §8.1).
+    if (this.remoteEnded && code === ErrorCode.NO_ERROR) return;
+    // Node's server also ends a finished response this way, by RST_STREAM(NO_ERROR) instead of
+    // END_STREAM, when it closes the stream with its last DATA still queued (seen with Node 20 and a
+    // slow reader); Node's client reads that as the end of the body, and so do we.
+    if (this.responded && code === ErrorCode.NO_ERROR) {
+      this.onRemoteEnd();
+      return;
+    }
+    if (code === ErrorCode.NO_ERROR || code === ErrorCode.CANCEL || code === ErrorCode.REFUSED_STREAM) this.destroy();
+    else this.destroy(new Error(`stream reset by the peer gateway: ${errorName(code)}`));
+  }
+
+  onProtocolError(message: string): void {
+    if (this.rstCode === undefined) this.rstCode = ErrorCode.PROTOCOL_ERROR;
+    if (!this.destroyed) this.destroy(new Error(`the peer gateway broke HTTP/2: ${message}`));
+  }
+
+  onSessionLost(reason: Error): void {
+    this.wireClosed = true;
+    if (this.pending) {
+      const pending = this.pending;
+      this.pending = undefined;
+      pending.callback(reason);
+    }
+    if (this.remoteEnded || this.destroyed) return;
+    if (this.rstCode === undefined) this.rstCode = ErrorCode.INTERNAL_ERROR;
+    this.destroy(reason);
+  }
+
+
+  private onRemoteEnd(): void {
+    this.remoteEnded = true;
+    if (!this.destroyed) this.push(null);
+    if (this.sentEnd) this.session.forget(this);
+  }
+}
