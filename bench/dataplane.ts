@@ -43,6 +43,10 @@ interface Row {
   errors: number;
   rps: number;
   cpu: number;
+  /** Proxy CPU per request (both hops together) at the fixed rate, µs. */
+  fixedCpuUs: number;
+  /** The same at saturation, µs. */
+  satCpuUs: number;
 }
 
 async function oneKiBBackend(port: number): Promise<() => Promise<void>> {
@@ -98,12 +102,14 @@ function haproxyConfigs(dir: string, ports: { outHttp: number; outGrpc: number; 
   return [hop1File, hop2File];
 }
 
-async function fixedRate(target: LoadTarget): Promise<{ p50: number; p99: number; max: number; errors: number }> {
+async function fixedRate(target: LoadTarget, pids: () => number[]): Promise<{ p50: number; p99: number; max: number; errors: number; fixedCpuUs: number }> {
   // A short warm-up: connections, TLS sessions and JIT, not measured.
   await runLoad(target, { rps: 200, durationMs: 1000 });
+  const cpuBefore = pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const samples = await runLoad(target, { rps: RATE, durationMs: FIXED_SECONDS * 1000, timeoutMs: 5000 });
+  const cpu = pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
   const latencies = samples.filter((s) => s.ok).map((s) => s.latencyMs).sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors: samples.filter((s) => !s.ok).length };
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors: samples.filter((s) => !s.ok).length, fixedCpuUs: (cpu / samples.length) * 1e6 };
 }
 
 async function saturateHttp(address: string, authority: string): Promise<number> {
@@ -135,13 +141,14 @@ async function measure(setup: Setup, dir: string): Promise<Row[]> {
   for (const protocol of ['http', 'grpc'] as const) {
     const address = protocol === 'http' ? setup.http : setup.grpc;
     const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
-    const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority });
+    const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority }, setup.pids);
     const cpuBefore = setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
     const started = Date.now();
     const rps = protocol === 'http' ? await saturateHttp(address, authority) : await saturateGrpc(address, authority, dir);
     const wall = (Date.now() - started) / 1000;
-    const cpu = (setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore) / wall;
-    rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu });
+    const cpuUsed = setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
+    const cpu = cpuUsed / wall;
+    rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu, satCpuUs: (cpuUsed / (rps * SAT_SECONDS)) * 1e6 });
     console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms, saturation ${Math.round(rps)} rps`);
   }
   return rows;
@@ -207,14 +214,14 @@ async function main(): Promise<void> {
   const direct = (protocol: string): Row | undefined => rows.find((r) => r.setup === 'direct' && r.protocol === protocol);
   const haproxy = (protocol: string): Row | undefined => rows.find((r) => r.setup === 'haproxy' && r.protocol === protocol);
   console.log('');
-  console.log(`| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors | saturation rps | × HAProxy | proxy CPU (cores) |`);
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors | saturation rps | × HAProxy | proxy CPU (cores) | proxy µs/req at ${RATE} rps | at saturation |`);
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     const base = direct(r.protocol);
     const ha = haproxy(r.protocol);
     const added = (v: number, b: number | undefined): string => (r.setup === 'direct' || b === undefined ? '—' : (v - b).toFixed(3));
     console.log(
-      `| ${r.setup} | ${r.protocol} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${added(r.p50, base?.p50)} | ${added(r.p99, base?.p99)} | ${r.errors} | ${Math.round(r.rps)} | ${r.setup === 'direct' || !ha ? '—' : (r.rps / ha.rps).toFixed(2)} | ${r.setup === 'direct' ? '—' : r.cpu.toFixed(2)} |`,
+      `| ${r.setup} | ${r.protocol} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${added(r.p50, base?.p50)} | ${added(r.p99, base?.p99)} | ${r.errors} | ${Math.round(r.rps)} | ${r.setup === 'direct' || !ha ? '—' : (r.rps / ha.rps).toFixed(2)} | ${r.setup === 'direct' ? '—' : r.cpu.toFixed(2)} | ${r.setup === 'direct' ? '—' : r.fixedCpuUs.toFixed(0)} | ${r.setup === 'direct' ? '—' : r.satCpuUs.toFixed(0)} |`,
     );
   }
   void readFileSync;

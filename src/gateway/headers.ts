@@ -36,6 +36,16 @@ export function responseHeaders(source: IncomingHttpHeaders): OutgoingHttpHeader
   return out;
 }
 
+/** Appends headers to a flat [name, value, ...] header list (the lean HTTP/2 client's input), one field per value. */
+export function appendHeaderFields(fields: string[], headers: OutgoingHttpHeaders): void {
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) fields.push(name, v);
+    else fields.push(name, typeof value === 'string' ? value : String(value));
+  }
+}
+
 export function isGrpc(contentType: string | string[] | undefined): boolean {
   return typeof contentType === 'string' && contentType.startsWith('application/grpc');
 }

@@ -1,4 +1,4 @@
-import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
@@ -6,11 +6,13 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
 import { relayBody } from '../body-relay.js';
-import { CALLER_HEADER } from '../headers.js';
+import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
+import { H2ClientSession, type H2ClientStream } from './h2/client-session.js';
+import { ErrorCode } from './h2/frames.js';
 
-const { NGHTTP2_CANCEL } = constants;
+const NGHTTP2_CANCEL = ErrorCode.CANCEL;
 
 /**
  * Timeouts are the pipeline's (overall and per-try, until the response headers), as they were with
@@ -135,7 +137,8 @@ export class LocalForwarder {
   /** Keep-alive HTTP/1.1 connections per endpoint (undici: about half the CPU of http.request per exchange). */
   private readonly pools = new Map<string, { pool: Pool; used: boolean }>();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly h2 = new Map<string, ClientHttp2Session>();
+  /** HTTP/2 cleartext sessions per endpoint, on the same lean client as the gateway-to-gateway hop. */
+  private readonly h2 = new Map<string, { session: H2ClientSession; used: boolean }>();
   /** Round-robin position per export (a changed export starts its rotation again). */
   private readonly cursor = new WeakMap<LocalExport, number>();
   private readonly ready = new WeakMap<LocalExport, readonly LocalExport['endpoints'][number][]>();
@@ -165,6 +168,14 @@ export class LocalForwarder {
       }
       this.pools.delete(origin);
       void entry.pool.close().catch(() => undefined);
+    }
+    for (const [target, entry] of this.h2) {
+      if (entry.used) {
+        entry.used = false;
+        continue;
+      }
+      this.h2.delete(target);
+      entry.session.close();
     }
   }
 
@@ -221,25 +232,25 @@ export class LocalForwarder {
     });
   }
 
-  private session(target: string): ClientHttp2Session {
-    let session = this.h2.get(target);
-    if (session && !session.closed && !session.destroyed) return session;
+  private session(target: string): H2ClientSession {
+    const existing = this.h2.get(target);
+    if (existing && !existing.session.closed && !existing.session.destroyed) {
+      existing.used = true;
+      return existing.session;
+    }
     const [host, port] = splitTarget(target);
-    session = h2connect(`http://${target}`, {
-      settings: { enablePush: false, initialWindowSize: 4 * 1024 * 1024 },
-      // Our own socket, so Nagle can be turned off (the session's socket proxy forbids it).
-      createConnection: () => netConnect({ host, port, noDelay: true }),
-    });
-    session.on('error', (error) => this.log.debug({ target, err: errorMessage(error) }, 'local h2c session error'));
-    const created = session;
-    session.once('close', () => {
-      if (this.h2.get(target) === created) this.h2.delete(target);
-    });
-    session.once('goaway', () => {
-      if (this.h2.get(target) === created) this.h2.delete(target);
-    });
+    // Requests are written before the connection is up (they wait in the socket); a refused
+    // connection fails them with ECONNREFUSED, which the caller treats as a connect failure.
+    const socket = netConnect({ host, port, noDelay: true });
+    const session = new H2ClientSession(socket, { initialWindowSize: 4 * 1024 * 1024, sessionWindowSize: 32 * 1024 * 1024, maxHeaderListSize: 64 * 1024 });
+    session.on('error', (error: Error) => this.log.debug({ target, err: errorMessage(error) }, 'local h2c session error'));
+    const forget = (): void => {
+      if (this.h2.get(target)?.session === session) this.h2.delete(target);
+    };
+    session.once('close', forget);
+    session.once('goaway', forget);
     session.unref();
-    this.h2.set(target, session);
+    this.h2.set(target, { session, used: true });
     return session;
   }
 
@@ -253,12 +264,11 @@ export class LocalForwarder {
         ctx.abortAttempt = undefined;
         resolve(outcome);
       };
-      let stream: ClientHttp2Stream;
+      let stream: H2ClientStream;
       try {
-        stream = this.session(target).request(
-          { ...ctx.headers, ':method': ctx.method, ':path': ctx.path, ':authority': ctx.authority, ':scheme': 'http', [CALLER_HEADER]: ctx.caller },
-          { endStream: ctx.body === null },
-        );
+        const fields = [':method', ctx.method, ':scheme', 'http', ':authority', ctx.authority, ':path', ctx.path, CALLER_HEADER, ctx.caller];
+        appendHeaderFields(fields, ctx.headers);
+        stream = this.session(target).request(fields, ctx.body === null);
       } catch (error) {
         settle(failure('connect-failed', `${target}: ${errorMessage(error)}`, { cluster, retriable: true }));
         return;
@@ -297,7 +307,7 @@ export class LocalForwarder {
     clearInterval(this.sweeper);
     for (const { pool } of this.pools.values()) void pool.destroy().catch(() => undefined);
     this.pools.clear();
-    for (const session of this.h2.values()) session.destroy();
+    for (const { session } of this.h2.values()) session.destroy();
     this.h2.clear();
   }
 }

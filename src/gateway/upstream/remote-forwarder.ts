@@ -1,7 +1,7 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import { errorMessage } from '../../core/errors.js';
 import { relayBody } from '../body-relay.js';
-import { CALLER_HEADER } from '../headers.js';
+import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
 import { ErrorCode } from './h2/frames.js';
@@ -106,17 +106,8 @@ function trailersOf(stream: H2ClientStream): Promise<IncomingHttpHeaders> {
 /** The request's header block as the HTTP/2 client takes it: pseudo-headers first, then the rest. */
 function requestFields(ctx: RequestContext): string[] {
   const fields = [':method', ctx.method, ':scheme', 'https', ':authority', ctx.authority, ':path', ctx.path, CALLER_HEADER, ctx.caller];
-  appendHeaders(fields, ctx.headers);
+  appendHeaderFields(fields, ctx.headers);
   return fields;
-}
-
-export function appendHeaders(fields: string[], headers: OutgoingHttpHeaders): void {
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) fields.push(name, v);
-    else fields.push(name, typeof value === 'string' ? value : String(value));
-  }
 }
 
 function noop(): void {}

@@ -315,6 +315,28 @@ describe('H2ClientSession against Node’s HTTP/2 server', () => {
     await new Promise<void>((resolve) => tunnel.close(() => resolve()));
   });
 
+  it('takes requests before the server’s SETTINGS arrive (they wait in the socket)', async () => {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    const session = new H2ClientSession(socket, { initialWindowSize: 65_535, sessionWindowSize: 65_535, maxHeaderListSize: 64 * 1024 });
+    const r = await collect(session.request(get('/early-bird'), true));
+    expect(r.body.toString()).toBe('hello /early-bird');
+    session.destroy();
+  });
+
+  it('fails a request on a refused connection with the socket’s error', async () => {
+    const spare = createNetServer();
+    await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
+    const deadPort = (spare.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => spare.close(() => resolve()));
+    const session = new H2ClientSession(netConnect({ host: '127.0.0.1', port: deadPort }), { initialWindowSize: 65_535, sessionWindowSize: 65_535, maxHeaderListSize: 64 * 1024 });
+    session.on('error', () => undefined);
+    const stream = session.request(get('/nobody'), true);
+    const error = await new Promise<Error>((resolve) => stream.once('error', resolve));
+    expect(error.message).toMatch(/ECONNREFUSED/);
+    await closed(stream);
+    expect(session.destroyed).toBe(true);
+  });
+
   it('fails every open stream when the connection drops', async () => {
     const session = await open(port);
     const stream = session.request(get('/hang'), true);

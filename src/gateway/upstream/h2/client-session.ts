@@ -111,10 +111,12 @@ export class H2ClientSession extends EventEmitter {
    * lower case. With `endStream` the request has no body; otherwise write it to the stream.
    */
   request(fields: readonly string[], endStream: boolean): H2ClientStream {
-    if (this.closed || this.destroyed || !this.remoteSettings) throw new Error(this.destroyed ? 'the session is destroyed' : 'the session takes no new streams');
+    if (this.closed || this.destroyed) throw new Error(this.destroyed ? 'the session is destroyed' : 'the session takes no new streams');
     const id = this.nextStreamId;
     this.nextStreamId += 2;
-    const stream = new H2ClientStream(this, id, this.remoteSettings.initialWindowSize, this.options.initialWindowSize);
+    // Before the server's SETTINGS arrive its defaults apply (RFC 9113 §3.4): a client may send
+    // requests right after its preface, and a later INITIAL_WINDOW_SIZE adjusts these streams.
+    const stream = new H2ClientStream(this, id, this.remoteSettings?.initialWindowSize ?? DEFAULT_WINDOW, this.options.initialWindowSize);
     this.streams.set(id, stream);
     this.writeHeaders(id, this.encoder.encode(fields), endStream);
     if (endStream) {
