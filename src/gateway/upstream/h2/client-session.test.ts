@@ -184,6 +184,29 @@ describe('H2ClientSession against Node’s HTTP/2 server', () => {
     session.destroy();
   });
 
+  it('keeps what unread streams buffer within the session window, and completes them all once read', async () => {
+    const session = await open(port, { initialWindowSize: 512 * 1024, sessionWindowSize: 1024 * 1024 });
+    const streams = Array.from({ length: 4 }, () => session.request(get('/big'), true));
+    for (const stream of streams) stream.pause();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const buffered = streams.reduce((sum, stream) => sum + stream.readableLength, 0);
+    expect(buffered).toBeGreaterThan(0);
+    expect(buffered).toBeLessThanOrEqual(1024 * 1024);
+    const sizes = await Promise.all(
+      streams.map(
+        (stream) =>
+          new Promise<number>((resolve) => {
+            let size = 0;
+            stream.on('data', (chunk: Buffer) => (size += chunk.length));
+            stream.once('end', () => resolve(size));
+            stream.resume();
+          }),
+      ),
+    );
+    expect(sizes).toEqual([80 * 64 * 1024, 80 * 64 * 1024, 80 * 64 * 1024, 80 * 64 * 1024]);
+    session.destroy();
+  });
+
   it('delivers trailers after the body', async () => {
     const session = await open(port);
     const r = await collect(session.request([':method', 'POST', ':scheme', 'http', ':authority', 'svc.test', ':path', '/trailers', 'content-type', 'application/grpc', 'te', 'trailers'], true));

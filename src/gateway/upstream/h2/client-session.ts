@@ -69,7 +69,10 @@ export class H2ClientSession extends EventEmitter {
   private readonly streams = new Map<number, H2ClientStream>();
   private nextStreamId = 1;
   private sendWindow = DEFAULT_WINDOW;
-  private recvUnacked = 0;
+  /** What the peer may still send on the connection before we give credit back. */
+  private recvWindow: number;
+  /** Bytes read (or dropped with their stream) and not yet credited back to the connection. */
+  private connectionCredit = 0;
   private buffered: Buffer | undefined;
   private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   private readonly encoder = new HpackEncoder();
@@ -87,6 +90,7 @@ export class H2ClientSession extends EventEmitter {
   ) {
     super();
     this.decoder = new HpackDecoder(4096, options.maxHeaderListSize);
+    this.recvWindow = Math.max(options.sessionWindowSize, DEFAULT_WINDOW);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error: Error) => this.destroy(error));
     socket.on('close', () => this.destroy());
@@ -211,10 +215,27 @@ export class H2ClientSession extends EventEmitter {
 
   /** The consumer read what we had buffered: give the peer its window back. */
   replenish(stream: H2ClientStream): void {
-    if (stream.recvUnacked === 0 || this.destroyed || this.streams.get(stream.id) !== stream || stream.remoteEnded) return;
-    this.write(windowUpdateFrame(stream.id, stream.recvUnacked));
-    stream.recvWindow += stream.recvUnacked;
+    if (stream.recvUnacked === 0 || this.destroyed) return;
+    const consumed = stream.recvUnacked;
     stream.recvUnacked = 0;
+    if (this.streams.get(stream.id) === stream && !stream.remoteEnded) {
+      this.write(windowUpdateFrame(stream.id, consumed));
+      stream.recvWindow += consumed;
+    }
+    this.credit(consumed);
+  }
+
+  /**
+   * Gives the connection window back for data the application has read (or that died with its
+   * stream), not merely received: what is buffered and unread across all streams then stays
+   * within the session window, however many streams a slow reader leaves full.
+   */
+  credit(bytes: number): void {
+    this.connectionCredit += bytes;
+    if (this.connectionCredit < this.options.sessionWindowSize / 2 || this.destroyed) return;
+    this.write(windowUpdateFrame(0, this.connectionCredit));
+    this.recvWindow += this.connectionCredit;
+    this.connectionCredit = 0;
   }
 
   /** The stream ended on the wire (both directions done, or reset by the peer): nothing to send. */
@@ -373,24 +394,19 @@ export class H2ClientSession extends EventEmitter {
   private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
     // Flow control counts the whole frame payload, padding included.
-    this.recvUnacked += payload.length;
-    if (this.recvUnacked >= this.options.sessionWindowSize / 2) {
-      this.write(windowUpdateFrame(0, this.recvUnacked));
-      this.recvUnacked = 0;
-    }
+    if (payload.length > this.recvWindow) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'the peer overran the connection window');
+    this.recvWindow -= payload.length;
     const stream = this.streams.get(streamId);
     if (!stream) {
       if (streamId >= this.nextStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
-      return; // a stream we reset: frames in flight still arrive
-    }
-    if (!stream.responded) {
-      this.resetStream(stream, ErrorCode.PROTOCOL_ERROR);
-      stream.onProtocolError('DATA before the response headers');
+      // A stream we reset: frames in flight still arrive, and nobody will read them.
+      this.credit(payload.length);
       return;
     }
-    if (payload.length > stream.recvWindow) {
-      this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
-      stream.onProtocolError('the peer overran the stream window');
+    if (!stream.responded || payload.length > stream.recvWindow) {
+      this.credit(payload.length);
+      this.resetStream(stream, stream.responded ? ErrorCode.FLOW_CONTROL_ERROR : ErrorCode.PROTOCOL_ERROR);
+      stream.onProtocolError(stream.responded ? 'the peer overran the stream window' : 'DATA before the response headers');
       return;
     }
     stream.recvWindow -= payload.length;
@@ -612,6 +628,11 @@ export class H2ClientStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Whatever this stream received is read or dropped now: the connection gets it back.
+    if (this.recvUnacked > 0) {
+      this.session.credit(this.recvUnacked);
+      this.recvUnacked = 0;
+    }
     if (!this.wireClosed) {
       if (this.rstCode === undefined) this.rstCode = error ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL;
       this.session.resetStream(this, this.rstCode);
@@ -649,7 +670,10 @@ export class H2ClientStream extends Duplex {
   }
 
   onBody(data: Buffer, counted: number, endStream: boolean): void {
-    if (this.destroyed) return;
+    if (this.destroyed) {
+      this.session.credit(counted);
+      return;
+    }
     this.recvUnacked += counted;
     const wantsMore = data.length === 0 || this.push(data);
     if (endStream) this.onRemoteEnd();
