@@ -1,4 +1,3 @@
-import { constants } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { errorMessage } from '../../core/errors.js';
@@ -9,6 +8,7 @@ import type { AuthorizationRequest } from '../layers/authorize.js';
 import type { Outcome } from '../outcome.js';
 import type { GatewayMetrics } from '../request-metrics.js';
 import type { RouteEntry, RoutingTable } from '../routing-table.js';
+import { ErrorCode } from '../upstream/h2/frames.js';
 import type { PeerPool } from '../upstream/peer-pool.js';
 
 export interface TcpImportOptions {
@@ -133,7 +133,7 @@ export class TcpImportListener {
     stream.once('close', () => pool.release(peer));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        stream.close(constants.NGHTTP2_CANCEL);
+        stream.close(ErrorCode.CANCEL);
         resolve(`no tunnel within ${this.plane.connectTimeoutMs}ms`);
       }, this.plane.connectTimeoutMs);
       stream.once('response', (headers) => {
@@ -141,7 +141,7 @@ export class TcpImportListener {
         const status = Number(headers[':status']);
         if (status === 200) resolve(stream);
         else {
-          stream.close(constants.NGHTTP2_CANCEL);
+          stream.close(ErrorCode.CANCEL);
           resolve(`tunnel refused with status ${status} (${String(headers['x-fedgate-reason'] ?? '')})`);
         }
       });

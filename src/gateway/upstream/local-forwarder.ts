@@ -12,7 +12,6 @@ import type { RequestContext } from '../request-context.js';
 import { H2ClientSession, type H2ClientStream } from './h2/client-session.js';
 import { ErrorCode } from './h2/frames.js';
 
-const NGHTTP2_CANCEL = ErrorCode.CANCEL;
 
 /**
  * Timeouts are the pipeline's (overall and per-try, until the response headers), as they were with
@@ -274,13 +273,13 @@ export class LocalForwarder {
         return;
       }
       ctx.abortAttempt = (reason) => {
-        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+        if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
         settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster, retriable: false }));
       };
       if (ctx.body) {
         ctx.bodyStarted = true;
         relayBody(ctx.body, stream);
-        ctx.body.once('error', () => stream.close(NGHTTP2_CANCEL));
+        ctx.body.once('error', () => stream.close(ErrorCode.CANCEL));
       }
       stream.once('response', (headers: IncomingHttpHeaders) => {
         const trailers = ctx.grpc
@@ -291,7 +290,7 @@ export class LocalForwarder {
           : NO_TRAILERS;
         settle({
           kind: 'response',
-          response: { status: Number(headers[':status']), headers, body: stream, trailers, cluster, discard: () => !stream.destroyed && stream.close(NGHTTP2_CANCEL) },
+          response: { status: Number(headers[':status']), headers, body: stream, trailers, cluster, discard: () => !stream.destroyed && stream.close(ErrorCode.CANCEL) },
         });
       });
       const fail = (reason: string): void => {

@@ -1,4 +1,4 @@
-import { constants, type Settings } from 'node:http2';
+import type { Settings } from 'node:http2';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -279,4 +279,3 @@ export class PeerPool {
   }
 }
 
-export const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants;

@@ -8,9 +8,6 @@ import { ErrorCode } from './h2/frames.js';
 import type { H2ClientStream } from './h2/client-session.js';
 import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
 
-const NGHTTP2_CANCEL = ErrorCode.CANCEL;
-const NGHTTP2_REFUSED_STREAM = ErrorCode.REFUSED_STREAM;
-
 
 /**
  * Forwards a request to the chosen cluster's gateway over a pooled HTTP/2 stream. Resolves as soon
@@ -58,7 +55,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
       resolve(outcome);
     };
     ctx.abortAttempt = (reason) => {
-      if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+      if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
       settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster: pool.cluster, retriable: false }));
     };
     // Errors after the response belong to whoever reads the body; this keeps them from crashing.
@@ -67,7 +64,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
       pool.release(peer);
       if (settled) return;
       // A refused stream never reached the application: always safe to retry elsewhere.
-      const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM;
+      const refused = stream.rstCode === ErrorCode.REFUSED_STREAM;
       const replayable = refused || ctx.body === null || !ctx.bodyStarted;
       const peerLost = peer.session.destroyed || peer.session.closed;
       settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: ${peerLost ? 'connection to the gateway lost' : 'stream closed'} before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable, peerLost }));
@@ -82,7 +79,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
           trailers: ctx.grpc ? trailersOf(stream) : NO_TRAILERS,
           cluster: pool.cluster,
           discard: () => {
-            if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+            if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
           },
         },
       });
@@ -91,7 +88,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
     if (body) {
       ctx.bodyStarted = true;
       relayBody(body, stream);
-      body.once('error', () => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
+      body.once('error', () => !stream.destroyed && stream.close(ErrorCode.CANCEL));
     }
   });
 }

@@ -243,11 +243,7 @@ export class H2ClientSession extends EventEmitter {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     stream.wireClosed = true;
-    if (stream.pending) {
-      const pending = stream.pending;
-      stream.pending = undefined;
-      pending.callback();
-    }
+    stream.settlePending();
     if (this.closed && this.streams.size === 0 && !this.destroyed) this.end();
   }
 
@@ -637,11 +633,7 @@ export class H2ClientStream extends Duplex {
       if (this.rstCode === undefined) this.rstCode = error ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL;
       this.session.resetStream(this, this.rstCode);
     }
-    if (this.pending) {
-      const pending = this.pending;
-      this.pending = undefined;
-      pending.callback(error);
-    }
+    this.settlePending(error);
     callback(error);
   }
 
@@ -702,13 +694,17 @@ export class H2ClientStream extends Duplex {
     if (!this.destroyed) this.destroy(new Error(`the peer gateway broke HTTP/2: ${message}`));
   }
 
+  /** A body write waiting for flow-control window will never be sent: release the writer. */
+  settlePending(error?: Error | null): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = undefined;
+    pending.callback(error);
+  }
+
   onSessionLost(reason: Error): void {
     this.wireClosed = true;
-    if (this.pending) {
-      const pending = this.pending;
-      this.pending = undefined;
-      pending.callback(reason);
-    }
+    this.settlePending(reason);
     if (this.remoteEnded || this.destroyed) return;
     if (this.rstCode === undefined) this.rstCode = ErrorCode.INTERNAL_ERROR;
     this.destroy(reason);
