@@ -294,11 +294,13 @@ export class LocalForwarder {
         });
       });
       const fail = (reason: string): void => {
+        // Every stream closes, answered or not: only an unanswered one is a failure to describe.
+        if (settled) return;
         const connectError = /ECONNREFUSED|EHOSTUNREACH/.test(reason);
         settle(failure(connectError ? 'connect-failed' : 'upstream-reset', `${target}: ${reason}`, { cluster, retriable: connectError || !ctx.bodyStarted || ctx.body === null }));
       };
       stream.once('error', (error) => fail(errorMessage(error)));
-      stream.once('close', () => fail(`stream closed before a response (code ${stream.rstCode})`));
+      stream.once('close', () => !settled && fail(`stream closed before a response (code ${String(stream.rstCode)})`));
     });
   }
 
