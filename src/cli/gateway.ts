@@ -3,7 +3,6 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadClusterFile, loadFederationDirectory } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
-import { dropDeprecatedBindProperty } from '../core/async-resource-bind.js';
 import { createRootLogger, type Logger } from '../core/logger.js';
 import { createMetricsRegistry } from '../admin/metrics.js';
 import type { DiscoveryProvider } from '../discovery/provider.js';
@@ -41,7 +40,6 @@ export function registerGatewayCommand(program: Command, io: CliIo): void {
       const log = createRootLogger({ name: 'fedgate-gateway', base: { cluster: cluster.metadata.name } });
       const registry = createMetricsRegistry({ component: 'gateway', cluster: cluster.metadata.name });
       installProcessGuards(log);
-      if (dropDeprecatedBindProperty()) log.debug('AsyncResource.bind without the deprecated asyncResource accessor (as in Node.js 25)');
       const federation = cluster.spec.controller ? undefined : loadFederationDirectory(options.federationConfig ?? dirname(dirname(resolve(options.config))));
       if (federation) log.info({ root: federation.root }, 'no controller configured: static federation from federation-config');
       const gateway = new Gateway({ cluster, log, registry, federation, discovery: await discoveryFor(cluster, log), version: process.env.npm_package_version });
