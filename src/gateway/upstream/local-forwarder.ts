@@ -9,8 +9,8 @@ import { relayBody } from '../body-relay.js';
 import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
-import { H2ClientSession, type H2ClientStream } from './h2/client-session.js';
-import { ErrorCode } from './h2/frames.js';
+import { H2ClientSession, type H2ClientStream } from '../h2/client-session.js';
+import { ErrorCode } from '../h2/frames.js';
 
 
 /**

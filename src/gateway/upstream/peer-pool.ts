@@ -3,7 +3,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { H2ClientSession } from './h2/client-session.js';
+import { H2ClientSession } from '../h2/client-session.js';
 
 /** HTTP/2 settings for gateway-to-gateway sessions: large windows (one session carries many streams). */
 export const PEER_SETTINGS: Settings = {

@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http2';
-import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
 import {
-  CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW,
   ErrorCode,
@@ -23,11 +22,12 @@ import {
 } from './frames.js';
 
 /*
- * A lean HTTP/2 client for the gateway-to-gateway hop (RFC 9113, client side only, no push, no
- * priorities). Node 20's own HTTP/2 client allocates so much per request (copies of headers and
- * options, async resources, a JS Http2Stream over a native nghttp2 stream) that the outbound
- * gateway's scavenges took 3–15 ms under load; this client keeps a request to one Duplex, one
- * header object and the frames themselves. The inbound side stays Node's HTTP/2 server.
+ * What both ends of fedgate's own HTTP/2 connections share (RFC 9113; no push, no priorities): the
+ * frame reader, HPACK, SETTINGS, PING, GOAWAY, flow control in both directions and the streams'
+ * Duplex. Node 20's HTTP/2 allocates so much per stream (copies of headers and options, async
+ * resources, a JS stream over a native nghttp2 stream) that the gateways' scavenges took 3–15 ms
+ * under load; here a stream is one Duplex, one header object and the frames themselves. The client
+ * role (H2ClientSession) opens streams, the server role (H2ServerSession) accepts them.
  */
 
 export interface RemoteSettings {
@@ -38,17 +38,17 @@ export interface RemoteSettings {
   maxHeaderListSize: number;
 }
 
-export interface H2ClientOptions {
+export interface H2ConnectionOptions {
   /** Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE). */
   initialWindowSize: number;
   /** Our receive window for the whole connection. */
   sessionWindowSize: number;
-  /** Largest response header list we accept (SETTINGS_MAX_HEADER_LIST_SIZE). */
+  /** Largest header list we accept (SETTINGS_MAX_HEADER_LIST_SIZE); a larger one fails its stream only. */
   maxHeaderListSize: number;
 }
 
-/** A connection-level protocol violation by the peer: the session ends with GOAWAY(code). */
-class ConnectionError extends Error {
+/** A connection-level protocol violation by the peer: the connection ends with GOAWAY(code). */
+export class ConnectionError extends Error {
   constructor(
     readonly code: number,
     message: string,
@@ -57,79 +57,80 @@ class ConnectionError extends Error {
   }
 }
 
-const MAX_STREAM_ID = 2 ** 31 - 1;
 const MAX_OUTSTANDING_PINGS = 10;
-const EMPTY = Buffer.alloc(0);
+/** CONTINUATION frames per header block: a legitimate block needs one or two (CVE-2024-27316 floods with thousands). */
+const MAX_CONTINUATIONS = 16;
+/**
+ * Bytes we may have queued for a peer that does not read, when it asks for another control answer
+ * (PING or SETTINGS ACK): past this the peer is flooding us (CVE-2019-9512, -9515), not talking.
+ */
+const MAX_UNREAD_CONTROL_BYTES = 4 * 1024 * 1024;
+export const EMPTY = Buffer.alloc(0);
 
-export class H2ClientSession extends EventEmitter {
+/** Adds a field to a header object the way Node's HTTP/2 does: repeats joined, set-cookie an array. */
+export function addHeaderValue(headers: Record<string, string | string[] | number | undefined>, name: string, value: string): void {
+  const previous = headers[name];
+  if (previous === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+  else if (Array.isArray(previous)) previous.push(value);
+  else headers[name] = `${String(previous)}${name === 'cookie' ? '; ' : ', '}${value}`;
+}
+
+export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
   remoteSettings: RemoteSettings | undefined;
   /** No new streams (GOAWAY sent or received, or close() called). */
   closed = false;
   destroyed = false;
-  private readonly streams = new Map<number, H2ClientStream>();
-  private nextStreamId = 1;
+  protected readonly streams = new Map<number, S>();
+  protected sentGoaway = false;
+  protected readonly encoder = new HpackEncoder();
   private sendWindow = DEFAULT_WINDOW;
   /** What the peer may still send on the connection before we give credit back. */
   private recvWindow: number;
   /** Bytes read (or dropped with their stream) and not yet credited back to the connection. */
   private connectionCredit = 0;
   private buffered: Buffer | undefined;
-  private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
-  private readonly encoder = new HpackEncoder();
+  private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; size: number; frames: number } | undefined;
   private readonly decoder: HpackDecoder;
-  private decoding: IncomingHttpHeaders = {};
   private readonly pings: Array<{ seq: number; started: number; callback: (error: Error | null, durationMs: number) => void }> = [];
   private pingSeq = 0;
   private corked = false;
-  private sentGoaway = false;
-  private blocked: H2ClientStream[] = [];
+  private blocked: S[] = [];
+  /** Bytes of the peer's connection preface still expected (the server role reads the client's). */
+  private prefaceLeft: Buffer | undefined;
+
+  /** Who the peer is, for error messages ("the peer gateway", "the calling gateway"). */
+  abstract readonly peerName: string;
+  /** The last stream ID we will have processed, for the GOAWAY we send. */
+  protected abstract lastProcessedStreamId(): number;
+  /** A stream ID the peer could not have used yet (a frame on it is a protocol error). */
+  protected abstract isIdle(streamId: number): boolean;
+  /** A complete header list for a stream: a new stream, a response or trailers. */
+  protected abstract onHeaderList(streamId: number, headers: IncomingHttpHeaders, endStream: boolean, withinLimit: boolean): void;
+  /** One decoded field into the list being built; the server role also validates it. */
+  protected abstract addField(headers: IncomingHttpHeaders, name: string, value: string): void;
+  /** Whether we opened this stream (a GOAWAY above its ID means the peer never processed it). */
+  protected abstract initiatedLocally(streamId: number): boolean;
 
   constructor(
     readonly socket: Socket,
-    private readonly options: H2ClientOptions,
+    protected readonly options: H2ConnectionOptions,
+    role: { localSettings: ReadonlyArray<readonly [number, number]>; sendPreface?: Buffer; expectPreface?: Buffer },
   ) {
     super();
     this.decoder = new HpackDecoder(4096, options.maxHeaderListSize);
     this.recvWindow = Math.max(options.sessionWindowSize, DEFAULT_WINDOW);
+    this.prefaceLeft = role.expectPreface;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error: Error) => this.destroy(error));
     socket.on('close', () => this.destroy());
-    this.write(CLIENT_PREFACE);
-    this.write(
-      settingsFrame([
-        [Setting.ENABLE_PUSH, 0],
-        [Setting.INITIAL_WINDOW_SIZE, options.initialWindowSize],
-        [Setting.MAX_HEADER_LIST_SIZE, options.maxHeaderListSize],
-      ]),
-    );
+    if (role.sendPreface) this.write(role.sendPreface);
+    this.write(settingsFrame([...role.localSettings, [Setting.INITIAL_WINDOW_SIZE, options.initialWindowSize], [Setting.MAX_HEADER_LIST_SIZE, options.maxHeaderListSize]]));
     if (options.sessionWindowSize > DEFAULT_WINDOW) this.write(windowUpdateFrame(0, options.sessionWindowSize - DEFAULT_WINDOW));
   }
 
   /** Streams open on the wire. */
   get openStreams(): number {
     return this.streams.size;
-  }
-
-  /**
-   * Opens a stream. `fields` is a flat [name, value, ...] list, pseudo-headers first, names in
-   * lower case. With `endStream` the request has no body; otherwise write it to the stream.
-   */
-  request(fields: readonly string[], endStream: boolean): H2ClientStream {
-    if (this.closed || this.destroyed) throw new Error(this.destroyed ? 'the session is destroyed' : 'the session takes no new streams');
-    const id = this.nextStreamId;
-    this.nextStreamId += 2;
-    // Before the server's SETTINGS arrive its defaults apply (RFC 9113 §3.4): a client may send
-    // requests right after its preface, and a later INITIAL_WINDOW_SIZE adjusts these streams.
-    const stream = new H2ClientStream(this, id, this.remoteSettings?.initialWindowSize ?? DEFAULT_WINDOW, this.options.initialWindowSize);
-    this.streams.set(id, stream);
-    this.writeHeaders(id, this.encoder.encode(fields), endStream);
-    if (endStream) {
-      stream.sentEnd = true;
-      stream.end();
-    }
-    // Stream IDs cannot be reused: a session that has used them all retires.
-    if (this.nextStreamId > MAX_STREAM_ID) this.close();
-    return stream;
   }
 
   /** Sends a PING; the callback gets the round trip in milliseconds. False when too many are unanswered. */
@@ -152,16 +153,16 @@ export class H2ClientSession extends EventEmitter {
     }
     this.closed = true;
     this.sentGoaway = true;
-    this.write(goawayFrame(0, ErrorCode.NO_ERROR));
+    this.write(goawayFrame(this.lastProcessedStreamId(), ErrorCode.NO_ERROR));
     if (this.streams.size === 0) this.end();
   }
 
-  /** Ends the connection at once; open streams fail (a fully received response can still be read). */
+  /** Ends the connection at once; open streams fail (a fully received body can still be read). */
   destroy(error?: Error): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.closed = true;
-    const reason = error ?? new Error('the connection to the peer gateway closed');
+    const reason = error ?? new Error(`the connection to ${this.peerName} closed`);
     for (const stream of this.streams.values()) stream.onSessionLost(reason);
     this.streams.clear();
     for (const ping of this.pings.splice(0)) ping.callback(reason, 0);
@@ -176,14 +177,14 @@ export class H2ClientSession extends EventEmitter {
   }
 
   /** Sends RST_STREAM for a stream still open on the wire, and forgets it. */
-  resetStream(stream: H2ClientStream, code: number): void {
+  resetStream(stream: H2Stream, code: number): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.forget(stream);
     if (!this.destroyed) this.write(rstStreamFrame(stream.id, code));
   }
 
-  /** Request body bytes, within the peer's flow-control windows; the callback runs once all are sent. */
-  sendData(stream: H2ClientStream, chunk: Buffer, end: boolean, callback: (error?: Error | null) => void): void {
+  /** Body bytes, within the peer's flow-control windows; the callback runs once all are sent. */
+  sendData(stream: H2Stream, chunk: Buffer, end: boolean, callback: (error?: Error | null) => void): void {
     if (this.destroyed || this.streams.get(stream.id) !== stream) {
       // The peer closed the stream (an early response) or it was reset: the body is not wanted.
       callback();
@@ -195,7 +196,7 @@ export class H2ClientSession extends EventEmitter {
       const room = Math.min(stream.sendWindow, this.sendWindow, maxFrame);
       if (room <= 0) {
         stream.pending = { chunk: offset === 0 ? chunk : chunk.subarray(offset), end, callback };
-        this.blocked.push(stream);
+        this.blocked.push(stream as S);
         return;
       }
       const n = Math.min(room, chunk.length - offset);
@@ -206,15 +207,19 @@ export class H2ClientSession extends EventEmitter {
       offset += n;
     }
     if (chunk.length === 0 && end) this.writeData(stream.id, EMPTY, true);
-    if (end) {
-      stream.sentEnd = true;
-      if (stream.remoteEnded) this.forget(stream);
-    }
+    if (end) stream.onSentEnd();
     callback();
   }
 
+  /** Sends a header block (response, request or trailers), split into CONTINUATION frames when large. */
+  sendHeaders(stream: H2Stream, fields: readonly string[], endStream: boolean): void {
+    if (this.destroyed || this.streams.get(stream.id) !== stream) return;
+    this.writeHeaders(stream.id, this.encoder.encode(fields), endStream);
+    if (endStream) stream.onSentEnd();
+  }
+
   /** The consumer read what we had buffered: give the peer its window back. */
-  replenish(stream: H2ClientStream): void {
+  replenish(stream: H2Stream): void {
     if (stream.recvUnacked === 0 || this.destroyed) return;
     const consumed = stream.recvUnacked;
     stream.recvUnacked = 0;
@@ -238,27 +243,31 @@ export class H2ClientSession extends EventEmitter {
     this.connectionCredit = 0;
   }
 
-  /** The stream ended on the wire (both directions done, or reset by the peer): nothing to send. */
-  forget(stream: H2ClientStream): void {
+  /** The stream ended on the wire (both directions done, or reset): nothing more to send or receive. */
+  forget(stream: H2Stream): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     stream.wireClosed = true;
     stream.settlePending();
+    stream.onWireClosed();
     if (this.closed && this.streams.size === 0 && !this.destroyed) this.end();
   }
 
-  private end(): void {
-    // Our own GOAWAY tells the server the connection is done even if it still holds streams it
-    // never answered (those above its GOAWAY's last stream ID): without it Node's server keeps the
+  protected end(): void {
+    // Our own GOAWAY tells the peer the connection is done even if it still holds streams it never
+    // answered (those above its GOAWAY's last stream ID): without it Node's server keeps the
     // session open after our FIN.
-    if (!this.sentGoaway) this.write(goawayFrame(0, ErrorCode.NO_ERROR));
+    if (!this.sentGoaway) {
+      this.sentGoaway = true;
+      this.write(goawayFrame(this.lastProcessedStreamId(), ErrorCode.NO_ERROR));
+    }
     // Let queued frames (GOAWAY, last DATA) leave before the FIN.
     this.uncork();
     this.socket.end();
     setTimeout(() => this.destroy(), 1000).unref();
   }
 
-  private write(buf: Buffer): void {
+  protected write(buf: Buffer): void {
     if (this.destroyed) return;
     // Frames produced in one tick leave in one TLS write instead of one record each.
     if (!this.corked) {
@@ -275,7 +284,7 @@ export class H2ClientSession extends EventEmitter {
     this.socket.uncork();
   };
 
-  private writeHeaders(streamId: number, block: Buffer, endStream: boolean): void {
+  protected writeHeaders(streamId: number, block: Buffer, endStream: boolean): void {
     const maxFrame = this.remoteSettings?.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     const endFlag = endStream ? Flag.END_STREAM : 0;
     if (block.length <= maxFrame) {
@@ -305,9 +314,16 @@ export class H2ClientSession extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     if (this.destroyed) return;
-    const buf = this.buffered ? Buffer.concat([this.buffered, chunk]) : chunk;
+    let buf = this.buffered ? Buffer.concat([this.buffered, chunk]) : chunk;
     let offset = 0;
     try {
+      if (this.prefaceLeft) {
+        const preface = this.prefaceLeft;
+        const n = Math.min(preface.length, buf.length);
+        if (!buf.subarray(0, n).equals(preface.subarray(0, n))) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'the connection does not start with the HTTP/2 preface');
+        this.prefaceLeft = n === preface.length ? undefined : preface.subarray(n);
+        buf = buf.subarray(n);
+      }
       while (buf.length - offset >= FRAME_HEADER_BYTES) {
         const length = ((buf[offset] as number) << 16) | ((buf[offset + 1] as number) << 8) | (buf[offset + 2] as number);
         // We never raise SETTINGS_MAX_FRAME_SIZE above its default.
@@ -328,19 +344,22 @@ export class H2ClientSession extends EventEmitter {
     this.buffered = offset < buf.length ? buf.subarray(offset) : undefined;
   }
 
-  private fail(error: unknown): void {
+  /** Ends the connection for a protocol error: GOAWAY with the code and reason, then destroy. */
+  protected fail(error: unknown): void {
     const code = error instanceof ConnectionError ? error.code : error instanceof HpackError ? ErrorCode.COMPRESSION_ERROR : ErrorCode.INTERNAL_ERROR;
     const message = error instanceof Error ? error.message : String(error);
     if (!this.destroyed) {
       this.sentGoaway = true;
-      this.write(goawayFrame(this.nextStreamId > 1 ? this.nextStreamId - 2 : 0, code, message.slice(0, 200)));
+      this.write(goawayFrame(this.lastProcessedStreamId(), code, message.slice(0, 200)));
       this.uncork();
     }
-    this.destroy(new Error(`HTTP/2 ${errorName(code)} from the peer gateway: ${message}`));
+    this.destroy(new Error(`HTTP/2 ${errorName(code)} from ${this.peerName}: ${message}`));
   }
 
   private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.headerBlock && type !== FrameType.CONTINUATION) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'a header block was interrupted by another frame');
+    // Each side's connection preface ends with a SETTINGS frame (RFC 9113 §3.4).
+    if (!this.remoteSettings && type !== FrameType.SETTINGS) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'the first frame is not SETTINGS');
     switch (type) {
       case FrameType.DATA:
         this.onDataFrame(flags, streamId, payload);
@@ -351,11 +370,15 @@ export class H2ClientSession extends EventEmitter {
       case FrameType.CONTINUATION:
         this.onContinuation(flags, streamId, payload);
         return;
-      case FrameType.RST_STREAM:
+      case FrameType.RST_STREAM: {
         if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
         if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM payload is not 4 bytes');
-        this.streams.get(streamId)?.onReset(payload.readUInt32BE(0));
+        if (this.isIdle(streamId)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
+        const stream = this.streams.get(streamId);
+        this.onPeerReset(stream);
+        stream?.onReset(payload.readUInt32BE(0));
         return;
+      }
       case FrameType.SETTINGS:
         this.onSettings(flags, streamId, payload);
         return;
@@ -379,6 +402,12 @@ export class H2ClientSession extends EventEmitter {
     }
   }
 
+  /** The peer reset a stream (the server role counts these against rapid-reset floods). */
+  protected onPeerReset(_stream: S | undefined): void {}
+
+  /** A DATA frame with nothing in it and no END_STREAM (the server role counts these against floods). */
+  protected onEmptyData(): void {}
+
   private unpadded(flags: number, payload: Buffer, what: string): Buffer {
     if ((flags & Flag.PADDED) === 0) return payload;
     if (payload.length < 1) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `padded ${what} without a pad length`);
@@ -390,23 +419,26 @@ export class H2ClientSession extends EventEmitter {
   private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
     // Flow control counts the whole frame payload, padding included.
-    if (payload.length > this.recvWindow) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'the peer overran the connection window');
+    if (payload.length > this.recvWindow) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, `${this.peerName} overran the connection window`);
     this.recvWindow -= payload.length;
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (payload.length === 0 && !endStream) this.onEmptyData();
     const stream = this.streams.get(streamId);
     if (!stream) {
-      if (streamId >= this.nextStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
+      if (this.isIdle(streamId)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
       // A stream we reset: frames in flight still arrive, and nobody will read them.
       this.credit(payload.length);
       return;
     }
-    if (!stream.responded || payload.length > stream.recvWindow) {
+    const refusal = stream.refusesData(payload.length);
+    if (refusal) {
       this.credit(payload.length);
-      this.resetStream(stream, stream.responded ? ErrorCode.FLOW_CONTROL_ERROR : ErrorCode.PROTOCOL_ERROR);
-      stream.onProtocolError(stream.responded ? 'the peer overran the stream window' : 'DATA before the response headers');
+      this.resetStream(stream, refusal.code);
+      stream.onProtocolError(refusal.message);
       return;
     }
     stream.recvWindow -= payload.length;
-    stream.onBody(this.unpadded(flags, payload, 'DATA'), payload.length, (flags & Flag.END_STREAM) !== 0);
+    stream.onBody(this.unpadded(flags, payload, 'DATA'), payload.length, endStream);
   }
 
   private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {
@@ -421,7 +453,7 @@ export class H2ClientSession extends EventEmitter {
       this.onHeaderBlock(streamId, endStream, fragment);
       return;
     }
-    this.headerBlock = { streamId, endStream, parts: [fragment], size: fragment.length };
+    this.headerBlock = { streamId, endStream, parts: [fragment], size: fragment.length, frames: 1 };
   }
 
   private onContinuation(flags: number, streamId: number, payload: Buffer): void {
@@ -429,7 +461,9 @@ export class H2ClientSession extends EventEmitter {
     if (!block || block.streamId !== streamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without a header block to continue');
     block.parts.push(payload);
     block.size += payload.length;
+    block.frames += 1;
     if (block.size > this.options.maxHeaderListSize * 2) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
+    if (block.frames > MAX_CONTINUATIONS) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `a header block in more than ${MAX_CONTINUATIONS} CONTINUATION frames`);
     if ((flags & Flag.END_HEADERS) === 0) return;
     this.headerBlock = undefined;
     this.onHeaderBlock(streamId, block.endStream, Buffer.concat(block.parts, block.size));
@@ -439,26 +473,12 @@ export class H2ClientSession extends EventEmitter {
     const headers: IncomingHttpHeaders = Object.create(null) as IncomingHttpHeaders;
     this.decoding = headers;
     // Decoded even for a stream we no longer track: the HPACK table must stay in step with the peer.
-    this.decoder.decode(block, this.addHeader);
-    const stream = this.streams.get(streamId);
-    if (!stream) {
-      if (streamId >= this.nextStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${streamId}`);
-      return;
-    }
-    stream.onHeaders(headers, endStream);
+    const withinLimit = this.decoder.decode(block, this.addDecoded);
+    this.onHeaderList(streamId, headers, endStream, withinLimit);
   }
 
-  private readonly addHeader = (name: string, value: string): void => {
-    const headers = this.decoding as Record<string, string | string[] | number | undefined>;
-    if (name === ':status') {
-      headers[name] = Number(value);
-      return;
-    }
-    const previous = headers[name];
-    if (previous === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
-    else if (Array.isArray(previous)) previous.push(value);
-    else headers[name] = `${String(previous)}${name === 'cookie' ? '; ' : ', '}${value}`;
-  };
+  private decoding: IncomingHttpHeaders = {};
+  private readonly addDecoded = (name: string, value: string): void => this.addField(this.decoding, name, value);
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
     if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS on a stream');
@@ -467,6 +487,7 @@ export class H2ClientSession extends EventEmitter {
       return;
     }
     if (payload.length % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS payload is not a multiple of 6');
+    this.guardControlAnswer();
     const first = !this.remoteSettings;
     const settings: RemoteSettings = this.remoteSettings ?? { headerTableSize: 4096, maxConcurrentStreams: 100, initialWindowSize: DEFAULT_WINDOW, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, maxHeaderListSize: Infinity };
     for (let offset = 0; offset < payload.length; offset += 6) {
@@ -511,6 +532,7 @@ export class H2ClientSession extends EventEmitter {
     if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
     if (payload.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING payload is not 8 bytes');
     if ((flags & Flag.ACK) === 0) {
+      this.guardControlAnswer();
       const ack = frame(FrameType.PING, Flag.ACK, 0, 8);
       payload.copy(ack, FRAME_HEADER_BYTES);
       this.write(ack);
@@ -523,17 +545,23 @@ export class H2ClientSession extends EventEmitter {
     if (ping) ping.callback(null, performance.now() - ping.started);
   }
 
+  private guardControlAnswer(): void {
+    if (this.socket.writableLength > MAX_UNREAD_CONTROL_BYTES) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `${this.peerName} keeps asking for answers it does not read`);
+    }
+  }
+
   private onGoaway(streamId: number, payload: Buffer): void {
     if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
     if (payload.length < 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'GOAWAY payload shorter than 8 bytes');
     const lastStreamId = payload.readUInt32BE(0) & 0x7fffffff;
     const code = payload.readUInt32BE(4);
     this.closed = true;
-    // Streams above lastStreamId were never processed: safe to send again elsewhere.
+    // Streams we opened above lastStreamId were never processed: safe to send again elsewhere.
     for (const stream of [...this.streams.values()]) {
-      if (stream.id <= lastStreamId) continue;
-      // The server may still hold such a stream (Node's does, and then never closes the session):
-      // cancel it there, and report it here as refused.
+      if (!this.initiatedLocally(stream.id) || stream.id <= lastStreamId) continue;
+      // The peer may still hold such a stream (Node's server does, and then never closes the
+      // session): cancel it there, and report it here as refused.
       stream.rstCode = ErrorCode.REFUSED_STREAM;
       this.resetStream(stream, ErrorCode.CANCEL);
       stream.onReset(ErrorCode.REFUSED_STREAM);
@@ -551,10 +579,13 @@ export class H2ClientSession extends EventEmitter {
       if (this.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window above 2^31-1');
     } else {
       const stream = this.streams.get(streamId);
-      if (!stream) return;
+      if (!stream) {
+        if (this.isIdle(streamId)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${streamId}`);
+        return;
+      }
       if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
         this.resetStream(stream, increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR);
-        stream.onProtocolError('bad WINDOW_UPDATE from the peer');
+        stream.onProtocolError(`bad WINDOW_UPDATE from ${this.peerName}`);
         return;
       }
       stream.sendWindow += increment;
@@ -575,23 +606,34 @@ export class H2ClientSession extends EventEmitter {
   }
 }
 
+/** What a stream needs of its connection. */
+interface StreamOwner {
+  readonly peerName: string;
+  resetStream(stream: H2Stream, code: number): void;
+  sendData(stream: H2Stream, chunk: Buffer, end: boolean, callback: (error?: Error | null) => void): void;
+  replenish(stream: H2Stream): void;
+  credit(bytes: number): void;
+  forget(stream: H2Stream): void;
+}
+
 /**
- * One request: the writable side is the request body, the readable side the response body.
- * 'response' carries the response headers, 'trailers' the trailers; `rstCode` says how a stream
- * that ended early was reset (REFUSED_STREAM: the peer never processed it).
+ * One HTTP/2 stream as a Duplex: the writable side is what we send (a request or response body),
+ * the readable side what the peer sends. `rstCode` says how a stream that ended early was reset
+ * (REFUSED_STREAM: the peer never processed it).
  */
-export class H2ClientStream extends Duplex {
+export abstract class H2Stream extends Duplex {
   rstCode: number | undefined;
-  responded = false;
   sentEnd = false;
   remoteEnded = false;
   /** The stream is no longer open on the connection (ended both ways, reset, or the session died). */
   wireClosed = false;
   recvUnacked = 0;
   pending: { chunk: Buffer; end: boolean; callback: (error?: Error | null) => void } | undefined;
+  /** Our initial receive window: the peer gets credit back once half of it is used and read. */
+  private readonly windowTarget: number;
 
   constructor(
-    private readonly session: H2ClientSession,
+    protected readonly connection: StreamOwner,
     readonly id: number,
     public sendWindow: number,
     public recvWindow: number,
@@ -600,98 +642,77 @@ export class H2ClientStream extends Duplex {
     this.windowTarget = recvWindow;
   }
 
-  /** Our initial receive window: the peer gets credit back once half of it is used and read. */
-  private readonly windowTarget: number;
+  /** Headers after the stream opened: a response (client role) or trailers. */
+  abstract onHeaders(headers: IncomingHttpHeaders, endStream: boolean, withinLimit: boolean): void;
+
+  /** Why DATA of this length may not arrive now (a flow-control or protocol error), if it may not. */
+  abstract refusesData(length: number): { code: number; message: string } | undefined;
+
+  /** We sent END_STREAM. */
+  onSentEnd(): void {
+    this.sentEnd = true;
+    if (this.remoteEnded) this.connection.forget(this);
+  }
+
+  /** The connection no longer tracks this stream. */
+  onWireClosed(): void {}
 
   /** Resets the stream with `code` (CANCEL when giving up) and destroys it. */
   close(code: number = ErrorCode.CANCEL): void {
     if (this.rstCode === undefined) this.rstCode = code;
-    this.session.resetStream(this, code);
+    this.connection.resetStream(this, code);
     if (!this.destroyed) this.destroy();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.session.sendData(this, chunk, false, callback);
+    this.connection.sendData(this, chunk, false, callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
     if (this.sentEnd) callback();
-    else this.session.sendData(this, EMPTY, true, callback);
+    else this.connection.sendData(this, EMPTY, true, callback);
   }
 
   override _read(): void {
-    if (this.recvWindow <= this.windowTarget / 2) this.session.replenish(this);
+    if (this.recvWindow <= this.windowTarget / 2) this.connection.replenish(this);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // Whatever this stream received is read or dropped now: the connection gets it back.
     if (this.recvUnacked > 0) {
-      this.session.credit(this.recvUnacked);
+      this.connection.credit(this.recvUnacked);
       this.recvUnacked = 0;
     }
     if (!this.wireClosed) {
       if (this.rstCode === undefined) this.rstCode = error ? ErrorCode.INTERNAL_ERROR : ErrorCode.CANCEL;
-      this.session.resetStream(this, this.rstCode);
+      this.connection.resetStream(this, this.rstCode);
     }
     this.settlePending(error);
     callback(error);
   }
 
-  onHeaders(headers: IncomingHttpHeaders, endStream: boolean): void {
-    if (!this.responded) {
-      const status = headers[':status'] as unknown;
-      if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 999) {
-        this.session.resetStream(this, ErrorCode.PROTOCOL_ERROR);
-        this.onProtocolError('a response without a valid :status');
-        return;
-      }
-      // Informational responses (100 Continue, 103 Early Hints) precede the real one.
-      if (status < 200) return;
-      this.responded = true;
-      this.emit('response', headers);
-      if (endStream) this.onRemoteEnd();
-      return;
-    }
-    if (!endStream) {
-      this.session.resetStream(this, ErrorCode.PROTOCOL_ERROR);
-      this.onProtocolError('trailers without END_STREAM');
-      return;
-    }
-    this.emit('trailers', headers);
-    this.onRemoteEnd();
-  }
-
   onBody(data: Buffer, counted: number, endStream: boolean): void {
     if (this.destroyed) {
-      this.session.credit(counted);
+      this.connection.credit(counted);
       return;
     }
     this.recvUnacked += counted;
     const wantsMore = data.length === 0 || this.push(data);
     if (endStream) this.onRemoteEnd();
-    else if (wantsMore && this.recvWindow <= this.windowTarget / 2) this.session.replenish(this);
+    else if (wantsMore && this.recvWindow <= this.windowTarget / 2) this.connection.replenish(this);
   }
 
   onReset(code: number): void {
     if (this.rstCode === undefined) this.rstCode = code;
-    this.session.forget(this);
+    this.connection.forget(this);
     if (this.destroyed) return;
-    // NO_ERROR after a complete response: the peer needs no more of the request body (RFC 9113 §8.1).
-    if (this.remoteEnded && code === ErrorCode.NO_ERROR) return;
-    // Node's server also ends a finished response this way, by RST_STREAM(NO_ERROR) instead of
-    // END_STREAM, when it closes the stream with its last DATA still queued (seen with Node 20 and a
-    // slow reader); Node's client reads that as the end of the body, and so do we.
-    if (this.responded && code === ErrorCode.NO_ERROR) {
-      this.onRemoteEnd();
-      return;
-    }
     if (code === ErrorCode.NO_ERROR || code === ErrorCode.CANCEL || code === ErrorCode.REFUSED_STREAM) this.destroy();
-    else this.destroy(new Error(`stream reset by the peer gateway: ${errorName(code)}`));
+    else this.destroy(new Error(`stream reset by ${this.connection.peerName}: ${errorName(code)}`));
   }
 
   onProtocolError(message: string): void {
     if (this.rstCode === undefined) this.rstCode = ErrorCode.PROTOCOL_ERROR;
-    if (!this.destroyed) this.destroy(new Error(`the peer gateway broke HTTP/2: ${message}`));
+    if (!this.destroyed) this.destroy(new Error(`${this.connection.peerName} broke HTTP/2: ${message}`));
   }
 
   /** A body write waiting for flow-control window will never be sent: release the writer. */
@@ -710,10 +731,9 @@ export class H2ClientStream extends Duplex {
     this.destroy(reason);
   }
 
-
-  private onRemoteEnd(): void {
+  protected onRemoteEnd(): void {
     this.remoteEnded = true;
     if (!this.destroyed) this.push(null);
-    if (this.sentEnd) this.session.forget(this);
+    if (this.sentEnd) this.connection.forget(this);
   }
 }

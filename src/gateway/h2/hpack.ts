@@ -199,9 +199,11 @@ export class HpackDecoder {
   /**
    * Decodes one complete header block (HEADERS + CONTINUATION fragments already joined), calling
    * emit per field in order. Throws HpackError on malformed input; the dynamic table is then in an
-   * undefined state, which is fine as the connection must die.
+   * undefined state, which is fine as the connection must die. A list above maxHeaderListSize is
+   * not malformed: decoding goes on so the table stays in step with the peer, the fields past the
+   * limit are not emitted, and the result is false (the caller refuses that one stream, 431-style).
    */
-  decode(block: Buffer, emit: (name: string, value: string) => void): void {
+  decode(block: Buffer, emit: (name: string, value: string) => void): boolean {
     const end = block.length;
     const table = this.table;
     let listSize = 0;
@@ -247,11 +249,9 @@ export class HpackDecoder {
       }
       fieldSeen = true;
       listSize += name.length + value.length + ENTRY_OVERHEAD;
-      if (listSize > this.maxHeaderListSize) {
-        throw new HpackError(`HPACK header list size exceeds the limit of ${this.maxHeaderListSize} octets`);
-      }
-      emit(name, value);
+      if (listSize <= this.maxHeaderListSize) emit(name, value);
     }
+    return listSize <= this.maxHeaderListSize;
   }
 
   private insert(name: string, value: string): void {
