@@ -1,11 +1,23 @@
 import type { ServerResponse } from 'node:http';
-import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { Writable } from 'node:stream';
 import { relayBody } from './body-relay.js';
+import { ErrorCode } from './h2/frames.js';
 import { responseHeaders } from './headers.js';
 import type { Outcome } from './outcome.js';
 import { failureResponse, UPSTREAM_CLUSTER_HEADER } from './respond.js';
 
-const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_CANCEL } = constants;
+/**
+ * What an HTTP/2 response is written to: Node's ServerHttp2Stream (the outbound h2c listener) and
+ * fedgate's H2ServerStream (the inbound listener) both have this shape.
+ */
+export interface Http2ResponseStream extends Writable {
+  readonly headersSent: boolean;
+  readonly closed: boolean;
+  respond(headers: OutgoingHttpHeaders, options?: { endStream?: boolean; waitForTrailers?: boolean }): void;
+  sendTrailers(headers: OutgoingHttpHeaders): void;
+  close(code?: number): void;
+}
 
 /** What a finished request reports for metrics and logs. */
 export interface Completion {
@@ -51,7 +63,7 @@ export function writeHttp1(res: ServerResponse, outcome: Outcome, done: (complet
  * Writes an outcome to an HTTP/2 client stream. gRPC responses end with the upstream's trailers
  * (grpc-status); a trailers-only response (status in the headers) is passed through as one.
  */
-export function writeHttp2(stream: ServerHttp2Stream, outcome: Outcome, grpc: boolean, done: (completion: Completion) => void): void {
+export function writeHttp2(stream: Http2ResponseStream, outcome: Outcome, grpc: boolean, done: (completion: Completion) => void): void {
   if (stream.destroyed || stream.closed) {
     if (outcome.kind === 'response') outcome.response.discard();
     done({ status: 499, cluster: outcome.kind === 'response' ? outcome.response.cluster : outcome.failure.cluster, failureCode: 'client-closed' });
@@ -93,7 +105,7 @@ export function writeHttp2(stream: ServerHttp2Stream, outcome: Outcome, grpc: bo
         const out = responseHeaders(trailers);
         if (out['grpc-status'] === undefined) {
           // The upstream ended without a status: that is an error for a gRPC client, not success.
-          stream.close(NGHTTP2_INTERNAL_ERROR);
+          stream.close(ErrorCode.INTERNAL_ERROR);
           return;
         }
         grpcStatus = String(out['grpc-status']);
@@ -102,8 +114,8 @@ export function writeHttp2(stream: ServerHttp2Stream, outcome: Outcome, grpc: bo
     });
   }
   relayBody(r.body, stream);
-  r.body.once('error', () => !stream.destroyed && stream.close(NGHTTP2_INTERNAL_ERROR));
+  r.body.once('error', () => !stream.destroyed && stream.close(ErrorCode.INTERNAL_ERROR));
   r.body.once('close', () => {
-    if (!r.body.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    if (!r.body.readableEnded && !stream.destroyed) stream.close(ErrorCode.CANCEL);
   });
 }

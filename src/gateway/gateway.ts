@@ -676,7 +676,7 @@ export class Gateway {
         metrics: this.metrics,
         log: log.child({ component: 'inbound' }),
       },
-      { listen: gateway.inbound, handshakeTimeoutMs: this.limits.handshakeTimeoutMs, idleTimeoutMs: this.limits.idleTimeoutMs, maxConcurrentStreams: this.limits.maxConcurrentStreams, maxHeaderBytes: this.limits.maxHeaderBytes },
+      { listen: gateway.inbound, handshakeTimeoutMs: this.limits.handshakeTimeoutMs, headersTimeoutMs: this.limits.headersTimeoutMs, idleTimeoutMs: this.limits.idleTimeoutMs, maxConcurrentStreams: this.limits.maxConcurrentStreams, maxHeaderBytes: this.limits.maxHeaderBytes },
     );
     await this.inbound.start();
     this.closer.add('inbound', () => this.inbound.close());

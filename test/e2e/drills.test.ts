@@ -123,8 +123,8 @@ describe('failover drills', () => {
   });
 
   it('blackhole: the failing gateway stops answering for the service; retries with a per-try timeout fail over', async () => {
-    const { code, report } = await drill('blackhole', ['--service', 'payments.shop', '--max-errors', '0']);
-    expect(code).toBe(0);
+    const { code, stdout, report } = await drill('blackhole', ['--service', 'payments.shop', '--max-errors', '0']);
+    expect({ code, stdout }).toEqual({ code: 0, stdout: expect.stringContaining('PASSED') });
     expect(report.errors.total).toBe(0);
     expect(report.failover.baselineShareOfFailing).toBeGreaterThan(0.2);
     expect(report.failover.fullFailoverMs).not.toBeNull();

@@ -45,6 +45,8 @@ export interface H2ConnectionOptions {
   sessionWindowSize: number;
   /** Largest header list we accept (SETTINGS_MAX_HEADER_LIST_SIZE); a larger one fails its stream only. */
   maxHeaderListSize: number;
+  /** A header block split over CONTINUATION frames must be complete within this (default 10 s). */
+  headersTimeoutMs?: number;
 }
 
 /** A connection-level protocol violation by the peer: the connection ends with GOAWAY(code). */
@@ -89,7 +91,8 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
   /** Bytes read (or dropped with their stream) and not yet credited back to the connection. */
   private connectionCredit = 0;
   private buffered: Buffer | undefined;
-  private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; size: number; frames: number } | undefined;
+  /** `continuations`: CONTINUATION frames so far (the HEADERS frame is not one of them). */
+  private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; size: number; continuations: number } | undefined;
   private readonly decoder: HpackDecoder;
   private readonly pings: Array<{ seq: number; started: number; callback: (error: Error | null, durationMs: number) => void }> = [];
   private pingSeq = 0;
@@ -120,6 +123,9 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
     this.decoder = new HpackDecoder(4096, options.maxHeaderListSize);
     this.recvWindow = Math.max(options.sessionWindowSize, DEFAULT_WINDOW);
     this.prefaceLeft = role.expectPreface;
+    // Frames of one tick already leave in one write (cork below); Nagle would only hold back the
+    // small ones (WINDOW_UPDATE, PING ACK, a last DATA) for the peer's delayed ACK.
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error: Error) => this.destroy(error));
     socket.on('close', () => this.destroy());
@@ -167,6 +173,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
     this.streams.clear();
     for (const ping of this.pings.splice(0)) ping.callback(reason, 0);
     this.blocked = [];
+    clearTimeout(this.headerTimer);
     this.socket.destroy();
     if (error && this.listenerCount('error') > 0) this.emit('error', error);
     process.nextTick(() => this.emit('close'));
@@ -453,19 +460,26 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
       this.onHeaderBlock(streamId, endStream, fragment);
       return;
     }
-    this.headerBlock = { streamId, endStream, parts: [fragment], size: fragment.length, frames: 1 };
+    this.headerBlock = { streamId, endStream, parts: [fragment], size: fragment.length, continuations: 0 };
+    // A peer that starts a block and goes quiet holds the connection until the idle timeout
+    // (minutes); headers get seconds, as on the HTTP/1.1 listener (slowloris).
+    this.headerTimer = setTimeout(() => this.fail(new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'a header block was not finished in time')), this.options.headersTimeoutMs ?? 10_000);
+    this.headerTimer.unref();
   }
+
+  private headerTimer: NodeJS.Timeout | undefined;
 
   private onContinuation(flags: number, streamId: number, payload: Buffer): void {
     const block = this.headerBlock;
     if (!block || block.streamId !== streamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'CONTINUATION without a header block to continue');
     block.parts.push(payload);
     block.size += payload.length;
-    block.frames += 1;
+    block.continuations += 1;
     if (block.size > this.options.maxHeaderListSize * 2) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
-    if (block.frames > MAX_CONTINUATIONS) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `a header block in more than ${MAX_CONTINUATIONS} CONTINUATION frames`);
+    if (block.continuations > MAX_CONTINUATIONS) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `a header block in more than ${MAX_CONTINUATIONS} CONTINUATION frames`);
     if ((flags & Flag.END_HEADERS) === 0) return;
     this.headerBlock = undefined;
+    clearTimeout(this.headerTimer);
     this.onHeaderBlock(streamId, block.endStream, Buffer.concat(block.parts, block.size));
   }
 

@@ -1,18 +1,20 @@
-import type { Settings } from 'node:http2';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
 import { H2ClientSession } from '../h2/client-session.js';
+import type { H2ConnectionOptions } from '../h2/connection.js';
 
-/** HTTP/2 settings for gateway-to-gateway sessions: large windows (one session carries many streams). */
-export const PEER_SETTINGS: Settings = {
-  enablePush: false,
+/**
+ * Receive windows and header limit of gateway-to-gateway connections, on both ends: large windows,
+ * since one connection carries many streams; what a slow reader leaves unread stays within the
+ * connection window.
+ */
+export const PEER_CONNECTION: H2ConnectionOptions = {
   initialWindowSize: 4 * 1024 * 1024,
-  maxConcurrentStreams: 1000,
+  sessionWindowSize: 32 * 1024 * 1024,
   maxHeaderListSize: 64 * 1024,
 };
-const SESSION_WINDOW = 32 * 1024 * 1024;
 
 export class PoolError extends Error {
   constructor(
@@ -207,7 +209,7 @@ export class PeerPool {
           fail(new Error(`the peer did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'})`));
           return;
         }
-        const opened = new H2ClientSession(socket, { initialWindowSize: PEER_SETTINGS.initialWindowSize ?? 65_535, sessionWindowSize: SESSION_WINDOW, maxHeaderListSize: PEER_SETTINGS.maxHeaderListSize ?? 65_536 });
+        const opened = new H2ClientSession(socket, PEER_CONNECTION);
         session = opened;
         const failEarly = (error: Error): void => fail(error);
         const closedEarly = (): void => fail(new Error('the peer closed the connection before its HTTP/2 settings'));
