@@ -690,7 +690,7 @@ export class Gateway {
         metrics: this.metrics,
         log: log.child({ component: 'outbound' }),
       },
-      { listen: gateway.outbound, headersTimeoutMs: this.limits.headersTimeoutMs, requestTimeoutMs: this.limits.requestTimeoutMs, maxHeaderBytes: this.limits.maxHeaderBytes, idleTimeoutMs: this.limits.idleTimeoutMs },
+      { listen: gateway.outbound, headersTimeoutMs: this.limits.headersTimeoutMs, requestTimeoutMs: this.limits.requestTimeoutMs, maxHeaderBytes: this.limits.maxHeaderBytes, idleTimeoutMs: this.limits.idleTimeoutMs, maxConcurrentStreams: this.limits.maxConcurrentStreams },
     );
     await this.outbound.start();
     this.closer.add('outbound', () => this.outbound.close());

@@ -1,5 +1,5 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { constants, createServer as createH2cServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -7,6 +7,8 @@ import { parseHostPort } from '../../config/shape.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
 import { AuthorityMemo } from '../authority-memo.js';
 import { writeHttp1, writeHttp2, type Completion } from '../client-writer.js';
+import { CLIENT_PREFACE } from '../h2/frames.js';
+import { H2ServerSession, type H2ServerStream } from '../h2/server-session.js';
 import { forwardableHeaders, isGrpc, isIdempotent } from '../headers.js';
 import { failure, type Outcome } from '../outcome.js';
 import type { Handler } from '../pipeline.js';
@@ -14,9 +16,6 @@ import { endRequest, type RequestContext } from '../request-context.js';
 import type { GatewayMetrics } from '../request-metrics.js';
 import type { RoutingTable } from '../routing-table.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const { NGHTTP2_FLAG_END_STREAM } = constants as unknown as { NGHTTP2_FLAG_END_STREAM: number };
-const END_STREAM = NGHTTP2_FLAG_END_STREAM ?? 1;
 
 export interface OutboundOptions {
   listen: string;
@@ -24,6 +23,8 @@ export interface OutboundOptions {
   requestTimeoutMs: number;
   maxHeaderBytes: number;
   idleTimeoutMs: number;
+  /** Concurrent streams per h2c connection. */
+  maxConcurrentStreams: number;
 }
 
 export interface OutboundPlane {
@@ -45,7 +46,7 @@ export interface OutboundPlane {
 export class OutboundServer {
   private readonly net: NetServer;
   private readonly http1: HttpServer;
-  private readonly h2c: Http2Server;
+  private readonly h2c = new Set<H2ServerSession>();
   private readonly authorities = new AuthorityMemo();
   port = 0;
 
@@ -64,10 +65,6 @@ export class OutboundServer {
       },
       (req, res) => this.onHttp1(req, res),
     );
-    this.h2c = createH2cServer({ settings: { maxHeaderListSize: options.maxHeaderBytes, enablePush: false, initialWindowSize: 1024 * 1024 }, maxSessionMemory: 64 });
-    this.h2c.on('stream', (stream, headers, flags) => this.onHttp2(stream, headers, flags));
-    this.h2c.on('sessionError', (error) => this.plane.log.debug({ err: errorMessage(error) }, 'outbound h2c session error'));
-    this.h2c.setTimeout(options.idleTimeoutMs);
     this.net = createNetServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.sniff(socket));
   }
 
@@ -92,7 +89,7 @@ export class OutboundServer {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.net.close(() => resolve()));
     this.http1.closeAllConnections();
-    this.h2c.close();
+    for (const session of this.h2c) session.destroy();
   }
 
   /** Reads just enough of the first bytes to tell HTTP/2 prior knowledge from HTTP/1.1. */
@@ -102,16 +99,18 @@ export class OutboundServer {
     const timer = setTimeout(() => socket.destroy(), this.options.headersTimeoutMs);
     const onData = (chunk: Buffer): void => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
-      const n = Math.min(seen.length, PREFACE.length);
-      const looksH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
-      if (looksH2 && seen.length < PREFACE.length) return;
+      const n = Math.min(seen.length, CLIENT_PREFACE.length);
+      const looksH2 = seen.subarray(0, n).equals(CLIENT_PREFACE.subarray(0, n));
+      if (looksH2 && seen.length < CLIENT_PREFACE.length) return;
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('error', onError);
       socket.pause();
       socket.unshift(seen);
-      (looksH2 ? this.h2c : this.http1).emit('connection', socket);
-      // The servers read the native handle directly; flowing again hands them the bytes read so far.
+      if (looksH2) this.openH2c(socket);
+      else this.http1.emit('connection', socket);
+      // The HTTP/1.1 server reads the native handle directly; flowing again hands it (or the h2c
+      // session) the bytes read so far.
       process.nextTick(() => socket.resume());
     };
     const onError = (): void => {
@@ -134,11 +133,29 @@ export class OutboundServer {
     }
   }
 
-  private onHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+  /** h2c with prior knowledge, on fedgate's own HTTP/2 server role (as the inbound listener). */
+  private openH2c(socket: Socket): void {
+    const session = new H2ServerSession(socket, {
+      initialWindowSize: 1024 * 1024,
+      sessionWindowSize: 16 * 1024 * 1024,
+      maxHeaderListSize: this.options.maxHeaderBytes,
+      headersTimeoutMs: this.options.headersTimeoutMs,
+      maxConcurrentStreams: this.options.maxConcurrentStreams,
+      idleTimeoutMs: this.options.idleTimeoutMs,
+      peerName: 'the local client',
+    });
+    const remoteAddress = socket.remoteAddress;
+    this.h2c.add(session);
+    session.once('close', () => this.h2c.delete(session));
+    session.on('error', (error: Error) => this.plane.log.debug({ err: errorMessage(error) }, 'outbound h2c connection ended with an error'));
+    session.on('malformed', (problem: string) => this.plane.log.debug({ problem }, 'malformed h2c request refused'));
+    session.on('stream', (stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean) => this.onHttp2(stream, headers, endStream, remoteAddress));
+  }
+
+  private onHttp2(stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean, remoteAddress: string | undefined): void {
     stream.on('error', () => undefined);
-    const hasBody = (flags & END_STREAM) === 0;
     const grpc = isGrpc(headers['content-type']);
-    const ctx = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, hasBody ? stream : null, stream.session?.socket?.remoteAddress, (outcome, done) =>
+    const ctx = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, endStream ? null : stream, remoteAddress, (outcome, done) =>
       writeHttp2(stream, outcome, grpc, done),
     );
     if (ctx) stream.once('close', () => endRequest(ctx, 'client-closed'));
