@@ -32,6 +32,8 @@ interface Setup {
   http: string;
   grpc: string;
   pids: () => number[];
+  /** Names of the processes `pids` returns, in order. */
+  hops: string[];
 }
 
 interface Row {
@@ -142,14 +144,17 @@ async function measure(setup: Setup, dir: string): Promise<Row[]> {
     const address = protocol === 'http' ? setup.http : setup.grpc;
     const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
     const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority }, setup.pids);
-    const cpuBefore = setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const hopCpuBefore = setup.pids().map((pid) => cpuSeconds(pid));
     const started = Date.now();
     const rps = protocol === 'http' ? await saturateHttp(address, authority) : await saturateGrpc(address, authority, dir);
     const wall = (Date.now() - started) / 1000;
-    const cpuUsed = setup.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
+    // Per hop too: which of the two proxies (or gateways) is the bottleneck.
+    const hopCpuUs = setup.pids().map((pid, i) => ((cpuSeconds(pid) - (hopCpuBefore[i] ?? 0)) / (rps * SAT_SECONDS)) * 1e6);
+    const cpuUsed = setup.pids().reduce((sum, pid, i) => sum + cpuSeconds(pid) - (hopCpuBefore[i] ?? 0), 0);
     const cpu = cpuUsed / wall;
     rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu, satCpuUs: (cpuUsed / (rps * SAT_SECONDS)) * 1e6 });
-    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms, saturation ${Math.round(rps)} rps`);
+    const hops = hopCpuUs.map((us, i) => `${setup.hops[i] ?? `hop ${i + 1}`} ${us.toFixed(0)}`).join(', ');
+    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms, saturation ${Math.round(rps)} rps${hops ? `; CPU µs/req at saturation: ${hops}` : ''}`);
   }
   return rows;
 }
@@ -198,12 +203,12 @@ async function main(): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
 
-    const gatewayPids = (): number[] => [...federation.clusters.values()].map((c) => c.process?.pid ?? 0);
+    const gatewayPids = (): number[] => ['eu-west', 'us-east'].map((name) => federation.clusters.get(name)?.process?.pid ?? 0);
     console.log(`# fedgate bench:dataplane — node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, HAProxy 2.6 (Debian), wrk 4.1, h2load 1.52`);
     console.log(`# fixed rate ${RATE} rps for ${FIXED_SECONDS} s (Node load generator, keep-alive HTTP/1.1 / grpc-js); saturation ${SAT_SECONDS} s: wrk -t1 -c64 (HTTP), h2load -c16 -m16 (gRPC)`);
-    rows.push(...(await measure({ name: 'direct', http: `127.0.0.1:${backendPort}`, grpc: `127.0.0.1:${grpcPort}`, pids: () => [] }, dir)));
-    rows.push(...(await measure({ name: 'fedgate', http: federation.outbound('eu-west'), grpc: federation.outbound('eu-west'), pids: gatewayPids }, dir)));
-    rows.push(...(await measure({ name: 'haproxy', http: `127.0.0.1:${outHttp}`, grpc: `127.0.0.1:${outGrpc}`, pids: () => haproxies.map((h) => h.pid ?? 0) }, dir)));
+    rows.push(...(await measure({ name: 'direct', http: `127.0.0.1:${backendPort}`, grpc: `127.0.0.1:${grpcPort}`, pids: () => [], hops: [] }, dir)));
+    rows.push(...(await measure({ name: 'fedgate', http: federation.outbound('eu-west'), grpc: federation.outbound('eu-west'), pids: gatewayPids, hops: ['outbound', 'inbound'] }, dir)));
+    rows.push(...(await measure({ name: 'haproxy', http: `127.0.0.1:${outHttp}`, grpc: `127.0.0.1:${outGrpc}`, pids: () => haproxies.map((h) => h.pid ?? 0), hops: ['inbound', 'outbound'] }, dir)));
   } finally {
     for (const h of haproxies) h.kill('SIGKILL');
     await federation.stop();
