@@ -91,8 +91,8 @@ export class InboundServer {
     private readonly options: InboundOptions,
   ) {
     const identity = plane.identity;
-    // TLS here, HTTP/2 by fedgate's own server role (src/gateway/h2): Node's HTTP/2 server was the
-    // largest part of the inbound gateway's time per request after the upstream client.
+    // TLS here, HTTP/2 by fedgate's own server role (src/gateway/h2): Node's HTTP/2 server cost
+    // about a third of the inbound gateway's CPU per request (docs/benchmarks.md).
     this.server = createTlsServer({
       ...MTLS_SERVER_OPTIONS,
       ...serverSecureContext(identity.svid.current, identity.trust),
