@@ -1,12 +1,20 @@
 /**
  * V8 flags every long-running fedgate process (gateway, controller) is started with, by the
  * container image's entry point, `fedgate demo`, drills that restart a gateway, and the tests.
+ * Both must be given at process start: v8.setFlagsFromString() after the heap exists has no effect.
  *
- * A gateway allocates a few kilobytes of short-lived objects per request (headers, streams,
- * promises). With V8's default 16 MiB semi-spaces it runs a scavenge every few thousand requests;
- * 32 MiB halves that, and scavenge time depends on what survives, not on the space's size. On the
- * 2-core benchmark machine this took the two gateways of one request from about 110 + 130 µs to
- * 90 + 120 µs of CPU at saturation (docs/benchmarks.md). The flag must be given at process start:
- * v8.setFlagsFromString() after the heap exists has no effect on it.
+ * `--max-semi-space-size=32`: a gateway allocates a few kilobytes of short-lived objects per
+ * request (headers, streams, promises). With V8's default 16 MiB semi-spaces it runs a scavenge
+ * every few thousand requests; 32 MiB halves that, and scavenge time depends on what survives, not
+ * on the space's size (16 and 64 were both slower on the benchmark machine).
+ *
+ * `--single-threaded-gc`: V8's parallel scavenger and concurrent marker run on helper threads that
+ * compete for the same CPUs as the event loop, the other gateway and the backends. On the 2-core
+ * benchmark machine, with them each scavenge took 8–10 ms, promoted about 4 MB of request garbage
+ * to the old generation and brought a full mark-compact every 2 s; without them a scavenge takes
+ * 1–2 ms, promotes next to nothing and no mark-compact runs under load. CPU per HTTP request fell
+ * from 90 + 80 µs to 60–70 + 60–70 µs (outbound + inbound) and HTTP throughput rose 15–35 %
+ * (docs/benchmarks.md). A gateway is given one or two cores in practice; on a large dedicated
+ * machine, parallel GC may shorten pauses at the cost of CPU (README, Operations).
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--single-threaded-gc'];
