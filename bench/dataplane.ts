@@ -2,7 +2,8 @@
  * Data-plane overhead: a 1 KiB HTTP/1.1 backend and a gRPC unary backend measured three ways in one
  * run — direct, through two fedgate gateways (outbound → mTLS HTTP/2 → inbound), and through two
  * HAProxy instances in the same topology with the same certificates — at a fixed 1,000 rps
- * (latency) and at saturation (throughput, CPU).
+ * (latency: from the built-in open-loop load generator, and from h2load on one connection) and at
+ * saturation (throughput, CPU).
  *
  *   npm run bench:dataplane                 # 10 s per fixed-rate run, 10 s per saturation run
  *   SECONDS_FIXED=5 SECONDS_SAT=5 npm run bench:dataplane
@@ -10,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { percentile, runLoad, type LoadTarget } from '../src/drill/load-generator.js';
@@ -51,6 +52,8 @@ interface Row {
   fixedCpuUs: number;
   /** The same at saturation, µs. */
   satCpuUs: number;
+  /** Fixed rate from h2load on one connection (a C client outside the bench process). */
+  c1: { p50: number; p99: number; max: number; errors: number };
 }
 
 async function oneKiBBackend(port: number): Promise<() => Promise<void>> {
@@ -75,6 +78,9 @@ function haproxyConfigs(dir: string, ports: { outHttp: number; outGrpc: number; 
     ...common,
     'frontend out_http',
     `  bind 127.0.0.1:${ports.outHttp}`,
+    // The status line comes back from HTTP/2 without a reason phrase ("HTTP/1.1 200 "), which
+    // h2load's HTTP/1.1 parser counts as a failed request; wrk and Node do not mind.
+    '  http-response set-status 200 reason OK if { status 200 }',
     '  default_backend remote_http',
     'frontend out_grpc',
     `  bind 127.0.0.1:${ports.outGrpc} proto h2`,
@@ -118,6 +124,53 @@ async function fixedRate(target: LoadTarget, pids: () => number[]): Promise<{ p5
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors: samples.filter((s) => !s.ok).length, fixedCpuUs: (cpu / samples.length) * 1e6 };
 }
 
+function grpcBodyFile(dir: string): string {
+  const message = Buffer.from(JSON.stringify({ text: 'load' }));
+  const file = join(dir, 'grpc-body');
+  writeFileSync(file, Buffer.concat([Buffer.from([0]), Buffer.from([0, 0, 0, message.length]), message]));
+  return file;
+}
+
+function h2loadArgs(protocol: 'http' | 'grpc', authority: string, dir: string): string[] {
+  return protocol === 'http'
+    ? ['--h1', '-H', `:authority: ${authority}`]
+    : ['-d', grpcBodyFile(dir), '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', `:authority: ${authority}`];
+}
+
+function h2loadUrl(protocol: 'http' | 'grpc', address: string): string {
+  return protocol === 'http' ? `http://${address}/` : `http://${address}/fedgate.demo.Echo/Unary`;
+}
+
+/**
+ * The fixed rate again from h2load on one connection: a C client in its own process, so the
+ * figures are the proxies' and the backends', not the Node load generator's (which shares the
+ * bench process with the backends and adds about 0.8 ms of its own). Requests leave 1/RATE s
+ * apart, one at a time: h2load's --rps with several connections fires them in bursts (one per
+ * connection at once), and with several streams per connection it queued gRPC calls behind each
+ * other even direct (p50 0.15 ms with one stream, 1.4 ms with 16). One at a time, a stall delays
+ * the requests behind it, and those count from when they were sent: the tail is a lower bound.
+ */
+async function fixedRateH2load(protocol: 'http' | 'grpc', address: string, authority: string, dir: string): Promise<Row['c1']> {
+  const log = join(dir, 'h2load-fixed.log');
+  const args = [...h2loadArgs(protocol, authority, dir), '-c', '1', '-m', '1', '--rps', String(RATE)];
+  await run('h2load', [...args, '-D', String(WARMUP_SECONDS), h2loadUrl(protocol, address)], (WARMUP_SECONDS + 30) * 1000);
+  rmSync(log, { force: true });
+  const result = await run('h2load', [...args, '-D', String(FIXED_SECONDS), '--log-file', log, h2loadUrl(protocol, address)], (FIXED_SECONDS + 30) * 1000);
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(log, 'utf8').trim().split('\n');
+  } catch {
+    console.error(`  h2load wrote no log: ${result.stderr || result.stdout}`);
+  }
+  // Columns: start time (µs since the epoch), HTTP status, µs until the end of the response.
+  const rows = lines.map((line) => line.split('\t'));
+  const latencies = rows.filter((r) => r[1]?.startsWith('2')).map((r) => Number(r[2]) / 1000).sort((a, b) => a - b);
+  const failed = Number(/requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(result.stdout)?.[1] ?? 0);
+  const errors = rows.length - latencies.length + failed;
+  if (errors > 0) console.error(`  h2load ${protocol} on one connection: ${errors} errors; ${/status codes: .*/.exec(result.stdout)?.[0] ?? result.stdout.slice(-400)}`);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors };
+}
+
 async function saturateHttp(address: string, authority: string): Promise<number> {
   const result = await run('wrk', ['-t1', '-c64', `-d${SAT_SECONDS}s`, '-H', `Host: ${authority}`, `http://${address}/`], (SAT_SECONDS + 30) * 1000);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
@@ -127,15 +180,7 @@ async function saturateHttp(address: string, authority: string): Promise<number>
 }
 
 async function saturateGrpc(address: string, authority: string, dir: string): Promise<number> {
-  const message = Buffer.from(JSON.stringify({ text: 'load' }));
-  const frame = Buffer.concat([Buffer.from([0]), Buffer.from([0, 0, 0, message.length]), message]);
-  const bodyFile = join(dir, 'grpc-body');
-  writeFileSync(bodyFile, frame);
-  const result = await run(
-    'h2load',
-    ['-c', '16', '-m', '16', '-D', String(SAT_SECONDS), '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', `:authority: ${authority}`, `http://${address}/fedgate.demo.Echo/Unary`],
-    (SAT_SECONDS + 30) * 1000,
-  );
+  const result = await run('h2load', [...h2loadArgs('grpc', authority, dir), '-c', '16', '-m', '16', '-D', String(SAT_SECONDS), h2loadUrl('grpc', address)], (SAT_SECONDS + 30) * 1000);
   const rps = /finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(result.stdout)?.[1];
   const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(result.stdout)?.[1];
   if (failed && failed !== '0') console.error(`  h2load: ${failed} failed`);
@@ -148,6 +193,7 @@ async function measure(setup: Setup, dir: string): Promise<Row[]> {
     const address = protocol === 'http' ? setup.http : setup.grpc;
     const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
     const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority }, setup.pids);
+    const c1 = await fixedRateH2load(protocol, address, authority, dir);
     const hopCpuBefore = setup.pids().map((pid) => cpuSeconds(pid));
     const started = Date.now();
     const rps = protocol === 'http' ? await saturateHttp(address, authority) : await saturateGrpc(address, authority, dir);
@@ -156,9 +202,9 @@ async function measure(setup: Setup, dir: string): Promise<Row[]> {
     const hopCpuUs = setup.pids().map((pid, i) => ((cpuSeconds(pid) - (hopCpuBefore[i] ?? 0)) / (rps * SAT_SECONDS)) * 1e6);
     const cpuUsed = setup.pids().reduce((sum, pid, i) => sum + cpuSeconds(pid) - (hopCpuBefore[i] ?? 0), 0);
     const cpu = cpuUsed / wall;
-    rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu, satCpuUs: (cpuUsed / (rps * SAT_SECONDS)) * 1e6 });
+    rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu, satCpuUs: (cpuUsed / (rps * SAT_SECONDS)) * 1e6, c1 });
     const hops = hopCpuUs.map((us, i) => `${setup.hops[i] ?? `hop ${i + 1}`} ${us.toFixed(0)}`).join(', ');
-    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms, saturation ${Math.round(rps)} rps${hops ? `; CPU µs/req at saturation: ${hops}` : ''}`);
+    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms (h2load, one connection: ${c1.p50.toFixed(3)} / ${c1.p99.toFixed(3)} ms), saturation ${Math.round(rps)} rps${hops ? `; CPU µs/req at saturation: ${hops}` : ''}`);
   }
   return rows;
 }
@@ -232,6 +278,16 @@ async function main(): Promise<void> {
     console.log(
       `| ${r.setup} | ${r.protocol} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${added(r.p50, base?.p50)} | ${added(r.p99, base?.p99)} | ${r.errors} | ${Math.round(r.rps)} | ${r.setup === 'direct' || !ha ? '—' : (r.rps / ha.rps).toFixed(2)} | ${r.setup === 'direct' ? '—' : r.cpu.toFixed(2)} | ${r.setup === 'direct' ? '—' : r.fixedCpuUs.toFixed(0)} | ${r.setup === 'direct' ? '—' : r.satCpuUs.toFixed(0)} |`,
     );
+  }
+  console.log('');
+  console.log(`Fixed rate ${RATE} rps from h2load, one connection, one request at a time (a C client in its own process; tails are lower bounds):`);
+  console.log('');
+  console.log('| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) {
+    const base = direct(r.protocol)?.c1;
+    const added = (v: number, b: number | undefined): string => (r.setup === 'direct' || b === undefined ? '—' : (v - b).toFixed(3));
+    console.log(`| ${r.setup} | ${r.protocol} | ${r.c1.p50.toFixed(3)} | ${r.c1.p99.toFixed(3)} | ${r.c1.max.toFixed(1)} | ${added(r.c1.p50, base?.p50)} | ${added(r.c1.p99, base?.p99)} | ${r.c1.errors} |`);
   }
 }
 
