@@ -12,9 +12,9 @@
  * compete for the same CPUs as the event loop, the other gateway and the backends. On the 2-core
  * benchmark machine, with them each scavenge took 8–10 ms, promoted about 4 MB of request garbage
  * to the old generation and brought a full mark-compact every 2 s; without them a scavenge takes
- * 1–2 ms, promotes next to nothing and no mark-compact runs under load. CPU per HTTP request fell
- * from 90 + 80 µs to 60–70 + 60–70 µs (outbound + inbound) and HTTP throughput rose 15–35 %
- * (docs/benchmarks.md). A gateway is given one or two cores in practice; on a large dedicated
+ * 1–2 ms, promotes next to nothing and no mark-compact runs under load. With the bench's two
+ * gateways alone, CPU per HTTP request fell from 90 + 80 µs to 60–70 + 60–70 µs (outbound +
+ * inbound); in full bench runs the throughput gain was within the day's noise (docs/benchmarks.md). A gateway is given one or two cores in practice; on a large dedicated
  * machine, parallel GC may shorten pauses at the cost of CPU (README, Operations).
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--single-threaded-gc'];
