@@ -439,7 +439,10 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
     if (payload.length > this.recvWindow) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, `${this.peerName} overran the connection window`);
     this.recvWindow -= payload.length;
     const endStream = (flags & Flag.END_STREAM) !== 0;
-    if (payload.length === 0 && !endStream) this.onEmptyData();
+    const data = this.unpadded(flags, payload, 'DATA');
+    // Padding alone carries nothing either: counted like an empty frame, or a flood would only
+    // need one byte of pad length per frame to get past the budget.
+    if (data.length === 0 && !endStream) this.onEmptyData();
     const stream = this.streams.get(streamId);
     if (!stream) {
       if (this.isIdle(streamId)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
@@ -455,7 +458,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
       return;
     }
     stream.recvWindow -= payload.length;
-    stream.onBody(this.unpadded(flags, payload, 'DATA'), payload.length, endStream);
+    stream.onBody(data, payload.length, endStream);
   }
 
   private onHeadersFrame(flags: number, streamId: number, payload: Buffer): void {

@@ -1292,6 +1292,51 @@ describe('H2ServerSession against a raw peer', () => {
     await within(peer.closed, 'the connection to close');
   });
 
+  it('counts padding-only DATA frames as empty ones', async () => {
+    const received: Buffer[] = [];
+    const server = await startServer((stream) => stream.on('data', (chunk: Buffer) => received.push(chunk)));
+    const peer = await RawPeer.open(server.port);
+    peer.request(1, post('/drip'), false);
+    // PADDED, pad length 4, no data, 4 bytes of padding.
+    const paddingOnly = frame(FrameType.DATA, Flag.PADDED, 1, 5);
+    paddingOnly.fill(0, FRAME_HEADER_BYTES);
+    paddingOnly[FRAME_HEADER_BYTES] = 4;
+    peer.write(...Array.from({ length: 2000 }, () => paddingOnly));
+    const goaway = await peer.goaway();
+    expect(goaway.code).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+    expect(goaway.debug).toMatch(/empty DATA/);
+    expect(Buffer.concat(received).length).toBe(0);
+    await within(peer.closed, 'the connection to close');
+  });
+
+  it('delivers the data of a padded DATA frame without its padding', async () => {
+    const bodies: string[] = [];
+    const server = await startServer((stream) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString());
+        stream.respond({ ':status': 200 }, { endStream: true });
+      });
+    });
+    const peer = await RawPeer.open(server.port);
+    peer.request(1, post('/padded'), false);
+    const data = Buffer.from('hello');
+    const padded = frame(FrameType.DATA, Flag.PADDED | Flag.END_STREAM, 1, 1 + data.length + 3);
+    padded[FRAME_HEADER_BYTES] = 3;
+    data.copy(padded, FRAME_HEADER_BYTES + 1);
+    padded.fill(0, FRAME_HEADER_BYTES + 1 + data.length);
+    peer.write(padded);
+    await within(
+      (async () => {
+        while (bodies.length === 0) await tick(5);
+      })(),
+      'the body to arrive',
+    );
+    expect(bodies).toEqual(['hello']);
+    expect(peer.has((f) => f.type === FrameType.GOAWAY)).toBe(false);
+  });
+
   function splitBlock(peer: RawPeer, streamId: number, fields: string[], pieces: number, endHeaders = true): Buffer[] {
     const block = peer.encoder.encode(fields);
     const size = Math.ceil(block.length / pieces);
