@@ -53,7 +53,7 @@ interface Row {
   /** The same at saturation, µs. */
   satCpuUs: number;
   /** Fixed rate from h2load on one connection (a C client outside the bench process). */
-  c1: { p50: number; p99: number; max: number; errors: number };
+  c1: { p50: number; p99: number; max: number; errors: number; over1ms: number; over2ms: number };
 }
 
 async function oneKiBBackend(port: number): Promise<() => Promise<void>> {
@@ -168,7 +168,29 @@ async function fixedRateH2load(protocol: 'http' | 'grpc', address: string, autho
   const failed = Number(/requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(result.stdout)?.[1] ?? 0);
   const errors = rows.length - latencies.length + failed;
   if (errors > 0) console.error(`  h2load ${protocol} on one connection: ${errors} errors; ${/status codes: .*/.exec(result.stdout)?.[0] ?? result.stdout.slice(-400)}`);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors };
+  // The share of slow requests shows the tail's shape, which p99 alone hides: a few long stalls
+  // and many short delays can give the same p99.
+  const share = (ms: number): number => latencies.filter((l) => l > ms).length / Math.max(1, latencies.length);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors, over1ms: share(1), over2ms: share(2) };
+}
+
+/**
+ * The scheduling policy the bench runs under (children inherit it): on this 2-vCPU VM the
+ * fixed-rate tails depend on it more than on any code change, so a run says which it had.
+ */
+function schedulingPolicy(): string {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Split after the parenthesised command name (it may hold spaces): index 0 is field 3, so
+    // rt_priority (field 40) is index 37 and policy (field 41) index 38.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const policy = Number(fields[38]);
+    const names: Record<number, string> = { 0: 'SCHED_OTHER', 1: 'SCHED_FIFO', 2: 'SCHED_RR', 3: 'SCHED_BATCH', 5: 'SCHED_IDLE' };
+    const rtPriority = Number(fields[37]);
+    return `${names[policy] ?? `policy ${policy}`}${policy === 1 || policy === 2 ? ` priority ${rtPriority}` : ''}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 async function saturateHttp(address: string, authority: string): Promise<number> {
@@ -254,7 +276,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 500));
 
     const gatewayPids = (): number[] => ['eu-west', 'us-east'].map((name) => federation.clusters.get(name)?.process?.pid ?? 0);
-    console.log(`# fedgate bench:dataplane — node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, HAProxy 2.6 (Debian), wrk 4.1, h2load 1.52`);
+    console.log(`# fedgate bench:dataplane — node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, HAProxy 2.6 (Debian), wrk 4.1, h2load 1.52; scheduling ${schedulingPolicy()}`);
     console.log(`# fixed rate ${RATE} rps for ${FIXED_SECONDS} s after ${WARMUP_SECONDS} s of warm-up at that rate (Node load generator, keep-alive HTTP/1.1 / grpc-js); saturation ${SAT_SECONDS} s: wrk -t1 -c64 (HTTP), h2load -c16 -m16 (gRPC)`);
     rows.push(...(await measure({ name: 'direct', http: `127.0.0.1:${backendPort}`, grpc: `127.0.0.1:${grpcPort}`, pids: () => [], hops: [] }, dir)));
     rows.push(...(await measure({ name: 'fedgate', http: federation.outbound('eu-west'), grpc: federation.outbound('eu-west'), pids: gatewayPids, hops: ['outbound', 'inbound'] }, dir)));
@@ -282,12 +304,12 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`Fixed rate ${RATE} rps from h2load, one connection, one request at a time (a C client in its own process; tails are lower bounds):`);
   console.log('');
-  console.log('| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | > 1 ms | > 2 ms | errors |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     const base = direct(r.protocol)?.c1;
     const added = (v: number, b: number | undefined): string => (r.setup === 'direct' || b === undefined ? '—' : (v - b).toFixed(3));
-    console.log(`| ${r.setup} | ${r.protocol} | ${r.c1.p50.toFixed(3)} | ${r.c1.p99.toFixed(3)} | ${r.c1.max.toFixed(1)} | ${added(r.c1.p50, base?.p50)} | ${added(r.c1.p99, base?.p99)} | ${r.c1.errors} |`);
+    console.log(`| ${r.setup} | ${r.protocol} | ${r.c1.p50.toFixed(3)} | ${r.c1.p99.toFixed(3)} | ${r.c1.max.toFixed(1)} | ${added(r.c1.p50, base?.p50)} | ${added(r.c1.p99, base?.p99)} | ${(r.c1.over1ms * 100).toFixed(2)} % | ${(r.c1.over2ms * 100).toFixed(2)} % | ${r.c1.errors} |`);
   }
 }
 
