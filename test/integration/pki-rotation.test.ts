@@ -93,6 +93,13 @@ function trafficLoop(port: number, clientSvid: () => Svid, trust: TrustStore, ke
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Waits until `count` more requests of the loop have finished (or 10 s pass). */
+async function requestsComplete(loop: ReturnType<typeof trafficLoop>, count: number): Promise<void> {
+  const target = loop.stats.ok + loop.stats.failed + count;
+  const deadline = Date.now() + 10_000;
+  while (loop.stats.ok + loop.stats.failed < target && Date.now() < deadline) await pause(10);
+}
+
 describe('rotation under continuous traffic', () => {
   let dir: string;
   beforeEach(() => {
@@ -111,11 +118,7 @@ describe('rotation under continuous traffic', () => {
     const loop = trafficLoop(peer.port, () => clientSvid.current, trust, keepAlive);
     // Each rotation happens with requests flowing: wait for a few to complete between rotations
     // (a count, not a time, so a loaded machine does not change what is tested).
-    const afterRequests = async (count: number): Promise<void> => {
-      const target = loop.stats.ok + loop.stats.failed + count;
-      const deadline = Date.now() + 10_000;
-      while (loop.stats.ok + loop.stats.failed < target && Date.now() < deadline) await pause(10);
-    };
+    const afterRequests = (count: number) => requestsComplete(loop, count);
     for (let i = 0; i < 5; i++) {
       await afterRequests(8);
       serverSvid.rotate();
@@ -145,24 +148,26 @@ describe('rotation under continuous traffic', () => {
     const peer = await startServer(serverSvid, serverTrust);
     const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
     const loop = trafficLoop(peer.port, () => clientSvid.current, clientTrust, keepAlive);
-    await pause(150);
+    // Steps are separated by request counts, not times, so a loaded CI machine tests the same thing.
+    const afterRequests = (count: number) => requestsComplete(loop, count);
+    await afterRequests(12);
 
     // 1. prepare: the new CA joins the bundle before it signs anything; everyone learns it.
     const prepared = pki.prepare();
     expect(prepared.authorities).toHaveLength(2);
     expect(serverTrust.update(prepared).status).toBe('applied');
-    await pause(100);
+    await afterRequests(6);
     expect(clientTrust.update(prepared).status).toBe('applied');
-    await pause(150);
+    await afterRequests(10);
 
     // 2. activate: the new CA signs; leaves move over one side at a time, old leaves stay valid.
     pki.activate(HOUR);
     serverSvid.rotate();
-    await pause(150);
+    await afterRequests(10);
     clientSvid.rotate();
     expect(serverSvid.current.certificate.issuer).toBe(clientSvid.current.certificate.issuer);
     expect(serverSvid.current.certificate.checkIssued(oldCa.certificate)).toBe(false);
-    await pause(150);
+    await afterRequests(10);
 
     // 3. retire: only once every leaf of the old CA has expired (the clock says an hour passed).
     expect(() => pki.retire()).toThrow(/may still have valid leaves until/);
@@ -171,9 +176,9 @@ describe('rotation under continuous traffic', () => {
     expect(removed).toEqual([oldCa.serialNumber]);
     expect(bundle.authorities).toHaveLength(1);
     expect(clientTrust.update(bundle).status).toBe('applied');
-    await pause(100);
+    await afterRequests(6);
     expect(serverTrust.update(bundle).status).toBe('applied');
-    await pause(150);
+    await afterRequests(10);
 
     const stats = await loop.stop();
     console.log(`CA rotation: ${stats.ok} requests ok, ${stats.failed} failed, ${stats.serverSerials.size} server certificates seen`);
