@@ -15,6 +15,7 @@ import { FakeKubeApi, conditionsOf, endpointSliceObject, serviceExportObject, se
 import { LocalFederation } from '../support/federation.js';
 import { http1 } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
+import { httpGet } from '../support/processes.js';
 
 jest.setTimeout(60_000);
 
@@ -63,6 +64,12 @@ describe('Kubernetes discovery across a federation', () => {
     return status.services.find((s) => s.namespace === 'default' && s.name === service);
   }
 
+  /** Ready endpoints eu-west's gateway holds for an exporter: what its balancer weighs. */
+  async function readyAtEuWest(service: string, exporter: string): Promise<number | undefined> {
+    const config = JSON.parse((await httpGet(`${federation.adminUrl('eu-west')}/config`)).body) as { catalog: { services: Array<{ service: string; exporters: Array<{ cluster: string; ready: number }> }> } };
+    return config.catalog.services.find((s) => s.service === `default/${service}`)?.exporters.find((e) => e.cluster === exporter)?.ready;
+  }
+
   async function servedBy(authority: string): Promise<string | number> {
     const response = await http1(federation.outbound('eu-west'), authority);
     return response.status === 200 ? (JSON.parse(response.body) as { servedBy: string }).servedBy : response.status;
@@ -95,6 +102,9 @@ describe('Kubernetes discovery across a federation', () => {
     setEndpoint('payments', false);
     await eventually(async () => (await controllerView('ledger'))?.readyEndpoints === 0, 'ledger ready count 0 at the controller');
     expect((await controllerView('ledger'))?.totalEndpoints).toBe(1);
+    // A request eu-west still sends to us-east is retried to us-west, within the retry budget: 20
+    // at once before the catalog update arrives would exhaust it. Wait for the update itself.
+    await eventually(async () => (await readyAtEuWest('payments', 'us-east')) === 0, 'eu-west holds payments in us-east as unready', 20_000);
     await eventually(async () => (await servedBy(PAYMENTS)) === 'us-west', 'payments failed over to us-west');
     const served = await Promise.all(Array.from({ length: 20 }, () => servedBy(PAYMENTS)));
     expect(served).toEqual(Array.from({ length: 20 }, () => 'us-west'));
