@@ -20,6 +20,7 @@ import {
   windowUpdateFrame,
   writeFrameHeader,
 } from './frames.js';
+import { StreamTable } from './stream-table.js';
 
 /*
  * What both ends of fedgate's own HTTP/2 connections share (RFC 9113; no push, no priorities): the
@@ -82,7 +83,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
   /** No new streams (GOAWAY sent or received, or close() called). */
   closed = false;
   destroyed = false;
-  protected readonly streams = new Map<number, S>();
+  protected readonly streams = new StreamTable<S>();
   protected sentGoaway = false;
   protected readonly encoder = new HpackEncoder();
   private sendWindow = DEFAULT_WINDOW;
