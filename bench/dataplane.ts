@@ -5,7 +5,9 @@
  * (latency: from the built-in open-loop load generator, and from h2load on one connection) and at
  * saturation (throughput, CPU).
  *
- *   npm run bench:dataplane                 # 10 s per fixed-rate run, 10 s per saturation run
+ *   npm run bench:dataplane                 # 10 s per fixed-rate run, 10 s per saturation run, 3 rounds
+ *   SAT_ROUNDS=5: saturation rounds (fedgate and HAProxy back to back in each)
+ *   SECONDS_SAT_WARMUP=2 (default): unmeasured load before each saturation run
  *   SECONDS_FIXED=5 SECONDS_SAT=5 npm run bench:dataplane
  *   SECONDS_WARMUP=5 (default): each fixed-rate run first sends this long at the same rate, unmeasured
  */
@@ -25,6 +27,8 @@ import { cpuSeconds, requireCommands, run } from './support/processes.js';
 
 const FIXED_SECONDS = Number(process.env.SECONDS_FIXED ?? 10);
 const SAT_SECONDS = Number(process.env.SECONDS_SAT ?? 10);
+const SAT_WARMUP_SECONDS = Number(process.env.SECONDS_SAT_WARMUP ?? 2);
+const SAT_ROUNDS = Math.max(1, Number(process.env.SAT_ROUNDS ?? 3));
 const RATE = Number(process.env.RATE ?? 1000);
 const WARMUP_SECONDS = Number(process.env.SECONDS_WARMUP ?? 5);
 const HTTP_AUTHORITY = 'bench-http.default.svc.clusterset.local:8080';
@@ -54,6 +58,15 @@ interface Row {
   satCpuUs: number;
   /** Fixed rate from h2load on one connection (a C client outside the bench process). */
   c1: { p50: number; p99: number; max: number; errors: number; over1ms: number; over2ms: number };
+  /** Saturation runs, in round order. */
+  rounds: SaturationRound[];
+}
+
+interface SaturationRound {
+  rps: number;
+  wall: number;
+  /** CPU seconds per process of the setup, in `Setup.pids` order. */
+  hopCpuSeconds: number[];
 }
 
 async function oneKiBBackend(port: number): Promise<() => Promise<void>> {
@@ -193,42 +206,88 @@ function schedulingPolicy(): string {
   }
 }
 
-async function saturateHttp(address: string, authority: string): Promise<number> {
-  const result = await run('wrk', ['-t1', '-c64', `-d${SAT_SECONDS}s`, '-H', `Host: ${authority}`, `http://${address}/`], (SAT_SECONDS + 30) * 1000);
+async function saturateHttp(address: string, authority: string, seconds: number): Promise<number> {
+  const result = await run('wrk', ['-t1', '-c64', `-d${seconds}s`, '-H', `Host: ${authority}`, `http://${address}/`], (seconds + 30) * 1000);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(result.stdout)?.[1];
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(result.stdout)?.[1];
   if (errors) console.error(`  wrk: ${errors} non-2xx responses`);
   return Number(rps ?? NaN);
 }
 
-async function saturateGrpc(address: string, authority: string, dir: string): Promise<number> {
-  const result = await run('h2load', [...h2loadArgs('grpc', authority, dir), '-c', '16', '-m', '16', '-D', String(SAT_SECONDS), h2loadUrl('grpc', address)], (SAT_SECONDS + 30) * 1000);
+async function saturateGrpc(address: string, authority: string, dir: string, seconds: number): Promise<number> {
+  const result = await run('h2load', [...h2loadArgs('grpc', authority, dir), '-c', '16', '-m', '16', '-D', String(seconds), h2loadUrl('grpc', address)], (seconds + 30) * 1000);
   const rps = /finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(result.stdout)?.[1];
   const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(result.stdout)?.[1];
   if (failed && failed !== '0') console.error(`  h2load: ${failed} failed`);
   return Number(rps ?? NaN);
 }
 
-async function measure(setup: Setup, dir: string): Promise<Row[]> {
+/** Fixed-rate latency (both load generators) for both protocols; saturation is measured apart, in rounds. */
+async function measureLatency(setup: Setup, dir: string): Promise<Row[]> {
   const rows: Row[] = [];
   for (const protocol of ['http', 'grpc'] as const) {
     const address = protocol === 'http' ? setup.http : setup.grpc;
     const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
     const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority }, setup.pids);
     const c1 = await fixedRateH2load(protocol, address, authority, dir);
-    const hopCpuBefore = setup.pids().map((pid) => cpuSeconds(pid));
-    const started = Date.now();
-    const rps = protocol === 'http' ? await saturateHttp(address, authority) : await saturateGrpc(address, authority, dir);
-    const wall = (Date.now() - started) / 1000;
-    // Per hop too: which of the two proxies (or gateways) is the bottleneck.
-    const hopCpuUs = setup.pids().map((pid, i) => ((cpuSeconds(pid) - (hopCpuBefore[i] ?? 0)) / (rps * SAT_SECONDS)) * 1e6);
-    const cpuUsed = setup.pids().reduce((sum, pid, i) => sum + cpuSeconds(pid) - (hopCpuBefore[i] ?? 0), 0);
-    const cpu = cpuUsed / wall;
-    rows.push({ setup: setup.name, protocol, ...fixed, rps, cpu, satCpuUs: (cpuUsed / (rps * SAT_SECONDS)) * 1e6, c1 });
-    const hops = hopCpuUs.map((us, i) => `${setup.hops[i] ?? `hop ${i + 1}`} ${us.toFixed(0)}`).join(', ');
-    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms (h2load, one connection: ${c1.p50.toFixed(3)} / ${c1.p99.toFixed(3)} ms), saturation ${Math.round(rps)} rps${hops ? `; CPU µs/req at saturation: ${hops}` : ''}`);
+    rows.push({ setup: setup.name, protocol, ...fixed, c1, rps: NaN, cpu: NaN, satCpuUs: NaN, rounds: [] });
+    console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms (h2load, one connection: ${c1.p50.toFixed(3)} / ${c1.p99.toFixed(3)} ms)`);
   }
   return rows;
+}
+
+/** One saturation run: requests per second, and the CPU seconds each of the setup's processes used. */
+async function saturate(setup: Setup, protocol: 'http' | 'grpc', dir: string): Promise<SaturationRound> {
+  const address = protocol === 'http' ? setup.http : setup.grpc;
+  const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
+  const load = (seconds: number): Promise<number> => (protocol === 'http' ? saturateHttp(address, authority, seconds) : saturateGrpc(address, authority, dir, seconds));
+  // Unmeasured, the same load first: a setup that sat idle through the other setups' runs started
+  // its first measured round with 30 % more CPU per request than its later rounds.
+  if (SAT_WARMUP_SECONDS > 0) await load(SAT_WARMUP_SECONDS);
+  const before = setup.pids().map((pid) => cpuSeconds(pid));
+  const started = Date.now();
+  const rps = await load(SAT_SECONDS);
+  const wall = (Date.now() - started) / 1000;
+  const hopCpuSeconds = setup.pids().map((pid, i) => cpuSeconds(pid) - (before[i] ?? 0));
+  const hops = hopCpuSeconds.map((seconds, i) => `${setup.hops[i] ?? `hop ${i + 1}`} ${((seconds / (rps * SAT_SECONDS)) * 1e6).toFixed(0)}`).join(', ');
+  console.error(`  ${setup.name} ${protocol} saturation: ${Math.round(rps)} rps${hops ? `; CPU µs/req: ${hops}` : ''}`);
+  return { rps, wall, hopCpuSeconds };
+}
+
+function median(values: number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * Saturation in rounds, fedgate and HAProxy back to back in each round (the order alternating), so
+ * that a noisy minute on the shared VM hits both: single runs taken minutes apart put HAProxy's
+ * HTTP figure anywhere between 10.9k and 17.3k rps on the same machine. The ratio is the median
+ * of the rounds' ratios; throughput the median round; CPU per request over all rounds.
+ */
+async function saturationRounds(direct: Setup, proxies: Setup[], rows: Row[], dir: string): Promise<void> {
+  const row = (setup: string, protocol: string): Row | undefined => rows.find((r) => r.setup === setup && r.protocol === protocol);
+  for (const protocol of ['http', 'grpc'] as const) {
+    const directRow = row(direct.name, protocol);
+    if (directRow) {
+      const round = await saturate(direct, protocol, dir);
+      directRow.rounds.push(round);
+    }
+    for (let round = 0; round < SAT_ROUNDS; round++) {
+      const order = round % 2 === 0 ? proxies : [...proxies].reverse();
+      for (const setup of order) row(setup.name, protocol)?.rounds.push(await saturate(setup, protocol, dir));
+    }
+  }
+  for (const r of rows) {
+    r.rps = median(r.rounds.map((x) => x.rps));
+    const cpuSeconds = r.rounds.reduce((sum, x) => sum + x.hopCpuSeconds.reduce((a, b) => a + b, 0), 0);
+    const requests = r.rounds.reduce((sum, x) => sum + x.rps * SAT_SECONDS, 0);
+    const wall = r.rounds.reduce((sum, x) => sum + x.wall, 0);
+    r.cpu = cpuSeconds / wall;
+    r.satCpuUs = (cpuSeconds / requests) * 1e6;
+  }
 }
 
 async function main(): Promise<void> {
@@ -277,10 +336,13 @@ async function main(): Promise<void> {
 
     const gatewayPids = (): number[] => ['eu-west', 'us-east'].map((name) => federation.clusters.get(name)?.process?.pid ?? 0);
     console.log(`# fedgate bench:dataplane — node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, HAProxy 2.6 (Debian), wrk 4.1, h2load 1.52; scheduling ${schedulingPolicy()}`);
-    console.log(`# fixed rate ${RATE} rps for ${FIXED_SECONDS} s after ${WARMUP_SECONDS} s of warm-up at that rate (Node load generator, keep-alive HTTP/1.1 / grpc-js); saturation ${SAT_SECONDS} s: wrk -t1 -c64 (HTTP), h2load -c16 -m16 (gRPC)`);
-    rows.push(...(await measure({ name: 'direct', http: `127.0.0.1:${backendPort}`, grpc: `127.0.0.1:${grpcPort}`, pids: () => [], hops: [] }, dir)));
-    rows.push(...(await measure({ name: 'fedgate', http: federation.outbound('eu-west'), grpc: federation.outbound('eu-west'), pids: gatewayPids, hops: ['outbound', 'inbound'] }, dir)));
-    rows.push(...(await measure({ name: 'haproxy', http: `127.0.0.1:${outHttp}`, grpc: `127.0.0.1:${outGrpc}`, pids: () => haproxies.map((h) => h.pid ?? 0), hops: ['inbound', 'outbound'] }, dir)));
+    console.log(`# fixed rate ${RATE} rps for ${FIXED_SECONDS} s after ${WARMUP_SECONDS} s of warm-up at that rate (Node load generator, keep-alive HTTP/1.1 / grpc-js); saturation ${SAT_SECONDS} s after ${SAT_WARMUP_SECONDS} s unmeasured, × ${SAT_ROUNDS} rounds (fedgate and HAProxy back to back, alternating order): wrk -t1 -c64 (HTTP), h2load -c16 -m16 (gRPC)`);
+    const direct: Setup = { name: 'direct', http: `127.0.0.1:${backendPort}`, grpc: `127.0.0.1:${grpcPort}`, pids: () => [], hops: [] };
+    const fedgate: Setup = { name: 'fedgate', http: federation.outbound('eu-west'), grpc: federation.outbound('eu-west'), pids: gatewayPids, hops: ['outbound', 'inbound'] };
+    // Hop 2 was spawned first: its pid comes first.
+    const haproxy: Setup = { name: 'haproxy', http: `127.0.0.1:${outHttp}`, grpc: `127.0.0.1:${outGrpc}`, pids: () => haproxies.map((h) => h.pid ?? 0), hops: ['inbound', 'outbound'] };
+    for (const setup of [direct, fedgate, haproxy]) rows.push(...(await measureLatency(setup, dir)));
+    await saturationRounds(direct, [fedgate, haproxy], rows, dir);
   } finally {
     for (const h of haproxies) h.kill('SIGKILL');
     await federation.stop();
@@ -291,15 +353,31 @@ async function main(): Promise<void> {
   const direct = (protocol: string): Row | undefined => rows.find((r) => r.setup === 'direct' && r.protocol === protocol);
   const haproxy = (protocol: string): Row | undefined => rows.find((r) => r.setup === 'haproxy' && r.protocol === protocol);
   console.log('');
-  console.log(`| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors | saturation rps | × HAProxy | proxy CPU (cores) | proxy µs/req at ${RATE} rps | at saturation |`);
+  // Paired: each round's fedgate figure over the same round's HAProxy figure.
+  const ratio = (r: Row): number => median(r.rounds.map((round, i) => round.rps / (haproxy(r.protocol)?.rounds[i]?.rps ?? NaN)));
+  console.log(`| setup | protocol | p50 ms | p99 ms | max ms | added p50 | added p99 | errors | saturation rps (median round) | × HAProxy (median of rounds) | proxy CPU (cores) | proxy µs/req at ${RATE} rps | at saturation |`);
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
     const base = direct(r.protocol);
     const ha = haproxy(r.protocol);
     const added = (v: number, b: number | undefined): string => (r.setup === 'direct' || b === undefined ? '—' : (v - b).toFixed(3));
     console.log(
-      `| ${r.setup} | ${r.protocol} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${added(r.p50, base?.p50)} | ${added(r.p99, base?.p99)} | ${r.errors} | ${Math.round(r.rps)} | ${r.setup === 'direct' || !ha ? '—' : (r.rps / ha.rps).toFixed(2)} | ${r.setup === 'direct' ? '—' : r.cpu.toFixed(2)} | ${r.setup === 'direct' ? '—' : r.fixedCpuUs.toFixed(0)} | ${r.setup === 'direct' ? '—' : r.satCpuUs.toFixed(0)} |`,
+      `| ${r.setup} | ${r.protocol} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.max.toFixed(1)} | ${added(r.p50, base?.p50)} | ${added(r.p99, base?.p99)} | ${r.errors} | ${Math.round(r.rps)} | ${r.setup === 'direct' || !ha ? '—' : ratio(r).toFixed(2)} | ${r.setup === 'direct' ? '—' : r.cpu.toFixed(2)} | ${r.setup === 'direct' ? '—' : r.fixedCpuUs.toFixed(0)} | ${r.setup === 'direct' ? '—' : r.satCpuUs.toFixed(0)} |`,
     );
+  }
+  console.log('');
+  console.log('Saturation rounds (rps; × HAProxy in the same round):');
+  console.log('');
+  console.log('| protocol | round | fedgate | haproxy | × HAProxy |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const protocol of ['http', 'grpc']) {
+    const f = rows.find((r) => r.setup === 'fedgate' && r.protocol === protocol);
+    const h = haproxy(protocol);
+    for (let i = 0; i < SAT_ROUNDS; i++) {
+      const a = f?.rounds[i]?.rps ?? NaN;
+      const b = h?.rounds[i]?.rps ?? NaN;
+      console.log(`| ${protocol} | ${i + 1} | ${Math.round(a)} | ${Math.round(b)} | ${(a / b).toFixed(2)} |`);
+    }
   }
   console.log('');
   console.log(`Fixed rate ${RATE} rps from h2load, one connection, one request at a time (a C client in its own process; tails are lower bounds):`);
