@@ -27,5 +27,5 @@ USER 1000:1000
 EXPOSE 15010 15012 15014 15443 15001 15021
 # SERVER_NODE_FLAGS of src/core/node-flags.ts: a larger young generation (less GC per request) and
 # no GC helper threads competing with the event loop for the pod's CPUs.
-ENTRYPOINT ["node", "--max-semi-space-size=32", "--single-threaded-gc", "dist/src/bin/fedgate.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "--single-threaded-gc", "--no-allocation-site-pretenuring", "dist/src/bin/fedgate.js"]
 CMD ["--help"]
