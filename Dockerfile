@@ -25,7 +25,8 @@ USER 1000:1000
 # controller: 15010 join (TLS), 15012 API (mTLS), 15014 admin HTTP
 # gateway:    15443 inbound (mTLS HTTP/2), 15001 outbound (HTTP/1.1 + h2c), 15021 admin HTTP
 EXPOSE 15010 15012 15014 15443 15001 15021
-# SERVER_NODE_FLAGS of src/core/node-flags.ts: a larger young generation (less GC per request) and
-# no GC helper threads competing with the event loop for the pod's CPUs.
+# SERVER_NODE_FLAGS of src/core/node-flags.ts: a larger young generation (less GC per request),
+# no GC helper threads competing with the event loop for the pod's CPUs, and no pretenuring of
+# per-request objects.
 ENTRYPOINT ["node", "--max-semi-space-size=32", "--single-threaded-gc", "--no-allocation-site-pretenuring", "dist/src/bin/fedgate.js"]
 CMD ["--help"]

@@ -254,11 +254,9 @@ async function saturate(setup: Setup, protocol: 'http' | 'grpc', dir: string): P
   return { rps, wall, hopCpuSeconds };
 }
 
+/** The middle round (the lower of the two middle ones for an even count), by the drills' percentile. */
 function median(values: number[]): number {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return percentile(values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b), 50);
 }
 
 /**
@@ -270,11 +268,8 @@ function median(values: number[]): number {
 async function saturationRounds(direct: Setup, proxies: Setup[], rows: Row[], dir: string): Promise<void> {
   const row = (setup: string, protocol: string): Row | undefined => rows.find((r) => r.setup === setup && r.protocol === protocol);
   for (const protocol of ['http', 'grpc'] as const) {
-    const directRow = row(direct.name, protocol);
-    if (directRow) {
-      const round = await saturate(direct, protocol, dir);
-      directRow.rounds.push(round);
-    }
+    // Direct once: it is the ceiling, not part of the ratio.
+    row(direct.name, protocol)?.rounds.push(await saturate(direct, protocol, dir));
     for (let round = 0; round < SAT_ROUNDS; round++) {
       const order = round % 2 === 0 ? proxies : [...proxies].reverse();
       for (const setup of order) row(setup.name, protocol)?.rounds.push(await saturate(setup, protocol, dir));
