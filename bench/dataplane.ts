@@ -23,7 +23,7 @@ import { PkiDirectory } from '../src/pki/pki-directory.js';
 import { issueSvid } from '../src/pki/svid.js';
 import { LocalFederation } from '../test/support/federation.js';
 import { freePorts } from '../test/support/ports.js';
-import { cpuSeconds, requireCommands, run } from './support/processes.js';
+import { cpuSeconds, processCounters, requireCommands, run, type ProcessCounters } from './support/processes.js';
 
 const FIXED_SECONDS = Number(process.env.SECONDS_FIXED ?? 10);
 const SAT_SECONDS = Number(process.env.SECONDS_SAT ?? 10);
@@ -57,9 +57,19 @@ interface Row {
   /** The same at saturation, µs. */
   satCpuUs: number;
   /** Fixed rate from h2load on one connection (a C client outside the bench process). */
-  c1: { p50: number; p99: number; max: number; errors: number; over1ms: number; over2ms: number };
+  c1: { p50: number; p99: number; max: number; errors: number; over1ms: number; over2ms: number; hops: HopLoad[] };
   /** Saturation runs, in round order. */
   rounds: SaturationRound[];
+}
+
+/** What one proxy process spent per request during the h2load fixed-rate run. */
+interface HopLoad {
+  hop: string;
+  userUs: number;
+  systemUs: number;
+  /** Thread sleeps per request: each is a wake-up later, which this VM charges for in system time. */
+  voluntary: number;
+  involuntary: number;
 }
 
 interface SaturationRound {
@@ -163,12 +173,14 @@ function h2loadUrl(protocol: 'http' | 'grpc', address: string): string {
  * other even direct (p50 0.15 ms with one stream, 1.4 ms with 16). One at a time, a stall delays
  * the requests behind it, and those count from when they were sent: the tail is a lower bound.
  */
-async function fixedRateH2load(protocol: 'http' | 'grpc', address: string, authority: string, dir: string): Promise<Row['c1']> {
+async function fixedRateH2load(protocol: 'http' | 'grpc', address: string, authority: string, dir: string, setup: Setup): Promise<Row['c1']> {
   const log = join(dir, 'h2load-fixed.log');
   const args = [...h2loadArgs(protocol, authority, dir), '-c', '1', '-m', '1', '--rps', String(RATE)];
   await run('h2load', [...args, '-D', String(WARMUP_SECONDS), h2loadUrl(protocol, address)], (WARMUP_SECONDS + 30) * 1000);
   rmSync(log, { force: true });
+  const before = setup.pids().map((pid) => processCounters(pid));
   const result = await run('h2load', [...args, '-D', String(FIXED_SECONDS), '--log-file', log, h2loadUrl(protocol, address)], (FIXED_SECONDS + 30) * 1000);
+  const after = setup.pids().map((pid) => processCounters(pid));
   let lines: string[] = [];
   try {
     lines = readFileSync(log, 'utf8').trim().split('\n');
@@ -184,7 +196,14 @@ async function fixedRateH2load(protocol: 'http' | 'grpc', address: string, autho
   // The share of slow requests shows the tail's shape, which p99 alone hides: a few long stalls
   // and many short delays can give the same p99.
   const share = (ms: number): number => latencies.filter((l) => l > ms).length / Math.max(1, latencies.length);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors, over1ms: share(1), over2ms: share(2) };
+  const requests = Math.max(1, rows.length);
+  const hops = setup.hops.map((hop, i) => hopLoad(hop, before[i], after[i], requests));
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] ?? NaN, errors, over1ms: share(1), over2ms: share(2), hops };
+}
+
+function hopLoad(hop: string, before: ProcessCounters | undefined, after: ProcessCounters | undefined, requests: number): HopLoad {
+  const delta = (field: keyof ProcessCounters): number => ((after?.[field] ?? 0) - (before?.[field] ?? 0)) / requests;
+  return { hop, userUs: delta('userSeconds') * 1e6, systemUs: delta('systemSeconds') * 1e6, voluntary: delta('voluntarySwitches'), involuntary: delta('involuntarySwitches') };
 }
 
 /**
@@ -229,7 +248,7 @@ async function measureLatency(setup: Setup, dir: string): Promise<Row[]> {
     const address = protocol === 'http' ? setup.http : setup.grpc;
     const authority = protocol === 'http' ? HTTP_AUTHORITY : GRPC_AUTHORITY;
     const fixed = await fixedRate(protocol === 'http' ? { kind: 'http', address, authority } : { kind: 'grpc', address, authority }, setup.pids);
-    const c1 = await fixedRateH2load(protocol, address, authority, dir);
+    const c1 = await fixedRateH2load(protocol, address, authority, dir, setup);
     rows.push({ setup: setup.name, protocol, ...fixed, c1, rps: NaN, cpu: NaN, satCpuUs: NaN, rounds: [] });
     console.error(`  ${setup.name} ${protocol}: p50 ${fixed.p50.toFixed(3)} ms, p99 ${fixed.p99.toFixed(3)} ms (h2load, one connection: ${c1.p50.toFixed(3)} / ${c1.p99.toFixed(3)} ms)`);
   }
@@ -383,6 +402,18 @@ async function main(): Promise<void> {
     const base = direct(r.protocol)?.c1;
     const added = (v: number, b: number | undefined): string => (r.setup === 'direct' || b === undefined ? '—' : (v - b).toFixed(3));
     console.log(`| ${r.setup} | ${r.protocol} | ${r.c1.p50.toFixed(3)} | ${r.c1.p99.toFixed(3)} | ${r.c1.max.toFixed(1)} | ${added(r.c1.p50, base?.p50)} | ${added(r.c1.p99, base?.p99)} | ${(r.c1.over1ms * 100).toFixed(2)} % | ${(r.c1.over2ms * 100).toFixed(2)} % | ${r.c1.errors} |`);
+  }
+  console.log('');
+  // At this rate every request wakes each proxy from sleep twice or more; the split shows whether
+  // a proxy's extra cost is its own code (user) or the kernel's wake-ups and loopback TCP (system).
+  console.log("Per proxy process during those runs, per request (CPU from /proc, 10 ms ticks; context switches summed over each process's threads):");
+  console.log('');
+  console.log('| setup | protocol | hop | user µs | system µs | sleeps | preemptions |');
+  console.log('| --- | --- | --- | ---: | ---: | ---: | ---: |');
+  for (const r of rows) {
+    for (const h of r.c1.hops) {
+      console.log(`| ${r.setup} | ${r.protocol} | ${h.hop} | ${h.userUs.toFixed(0)} | ${h.systemUs.toFixed(0)} | ${h.voluntary.toFixed(2)} | ${h.involuntary.toFixed(2)} |`);
+    }
   }
 }
 

@@ -1,17 +1,49 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-export function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
+/** What a process has used so far, from /proc: CPU seconds split by mode, and its threads' context switches. */
+export interface ProcessCounters {
+  userSeconds: number;
+  systemSeconds: number;
+  /** A thread went to sleep (waiting for I/O or a lock): each one is a later wake-up. */
+  voluntarySwitches: number;
+  /** A thread was preempted while it could still run. */
+  involuntarySwitches: number;
+}
+
+const NO_COUNTERS: ProcessCounters = { userSeconds: 0, systemSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0 };
+
+export function processCounters(pid: number | undefined): ProcessCounters {
+  if (!pid) return NO_COUNTERS;
   try {
+    // utime and stime are fields 14 and 15 of stat, counted after the command name's ") ".
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return ticks / 100;
+    // Summed over threads: HAProxy serves a connection on whichever of its threads took it, and
+    // Node's helper threads wake up too.
+    const statuses = readdirSync(`/proc/${pid}/task`).map((task) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8');
+      } catch {
+        return ''; // the thread ended between the listing and the read
+      }
+    });
+    const switches = (name: string): number => statuses.reduce((sum, status) => sum + Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0), 0);
+    return {
+      userSeconds: Number(fields[11]) / 100,
+      systemSeconds: Number(fields[12]) / 100,
+      voluntarySwitches: switches('voluntary_ctxt_switches'),
+      involuntarySwitches: switches('nonvoluntary_ctxt_switches'),
+    };
   } catch {
-    return 0;
+    return NO_COUNTERS;
   }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number | undefined): number {
+  const counters = processCounters(pid);
+  return counters.userSeconds + counters.systemSeconds;
 }
 
 export function run(command: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
