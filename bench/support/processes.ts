@@ -14,11 +14,16 @@ export interface ProcessCounters {
 
 const NO_COUNTERS: ProcessCounters = { userSeconds: 0, systemSeconds: 0, voluntarySwitches: 0, involuntarySwitches: 0 };
 
+/** User and system CPU seconds, from /proc/PID/stat (fields 14 and 15, counted after the command name's ") "). */
+function cpuTimes(pid: number): [number, number] {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return [Number(fields[11]) / 100, Number(fields[12]) / 100];
+}
+
 export function processCounters(pid: number | undefined): ProcessCounters {
   if (!pid) return NO_COUNTERS;
   try {
-    // utime and stime are fields 14 and 15 of stat, counted after the command name's ") ".
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    const [userSeconds, systemSeconds] = cpuTimes(pid);
     // Summed over threads: HAProxy serves a connection on whichever of its threads took it, and
     // Node's helper threads wake up too.
     const statuses = readdirSync(`/proc/${pid}/task`).map((task) => {
@@ -29,21 +34,21 @@ export function processCounters(pid: number | undefined): ProcessCounters {
       }
     });
     const switches = (name: string): number => statuses.reduce((sum, status) => sum + Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0), 0);
-    return {
-      userSeconds: Number(fields[11]) / 100,
-      systemSeconds: Number(fields[12]) / 100,
-      voluntarySwitches: switches('voluntary_ctxt_switches'),
-      involuntarySwitches: switches('nonvoluntary_ctxt_switches'),
-    };
+    return { userSeconds, systemSeconds, voluntarySwitches: switches('voluntary_ctxt_switches'), involuntarySwitches: switches('nonvoluntary_ctxt_switches') };
   } catch {
     return NO_COUNTERS;
   }
 }
 
-/** CPU seconds (user + system) a process has used so far. */
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
 export function cpuSeconds(pid: number | undefined): number {
-  const counters = processCounters(pid);
-  return counters.userSeconds + counters.systemSeconds;
+  if (!pid) return 0;
+  try {
+    const [user, system] = cpuTimes(pid);
+    return user + system;
+  } catch {
+    return 0;
+  }
 }
 
 export function run(command: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
