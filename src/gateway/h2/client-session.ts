@@ -30,13 +30,11 @@ export class H2ClientSession extends H2Connection<H2ClientStream> {
     this.nextStreamId += 2;
     // Before the server's SETTINGS arrive its defaults apply (RFC 9113 §3.4): a client may send
     // requests right after its preface, and a later INITIAL_WINDOW_SIZE adjusts these streams.
-    const stream = new H2ClientStream(this, id, this.remoteSettings?.initialWindowSize ?? DEFAULT_WINDOW, this.options.initialWindowSize);
+    // A request without a body has nothing to write: its writable side starts finished.
+    const stream = new H2ClientStream(this, id, this.remoteSettings?.initialWindowSize ?? DEFAULT_WINDOW, this.options.initialWindowSize, endStream ? { writable: false } : undefined);
     this.streams.set(id, stream);
     this.writeHeaders(id, this.encoder.encode(fields), endStream);
-    if (endStream) {
-      stream.sentEnd = true;
-      stream.end();
-    }
+    if (endStream) stream.sentEnd = true;
     // Stream IDs cannot be reused: a session that has used them all retires.
     if (this.nextStreamId > MAX_STREAM_ID) this.close();
     return stream;

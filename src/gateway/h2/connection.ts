@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import { Duplex, type DuplexOptions } from 'node:stream';
+import { endDelivery, startDelivery, type Delivery, type DirectBody } from '../body-relay.js';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -649,7 +650,7 @@ interface StreamOwner {
  * the readable side what the peer sends. `rstCode` says how a stream that ended early was reset
  * (REFUSED_STREAM: the peer never processed it).
  */
-export abstract class H2Stream extends Duplex {
+export abstract class H2Stream extends Duplex implements DirectBody {
   rstCode: number | undefined;
   sentEnd = false;
   remoteEnded = false;
@@ -659,15 +660,36 @@ export abstract class H2Stream extends Duplex {
   pending: { chunk: Buffer; end: boolean; callback: (error?: Error | null) => void } | undefined;
   /** Our initial receive window: the peer gets credit back once half of it is used and read. */
   private readonly windowTarget: number;
+  /** Set when the body is delivered straight to a relay (see DirectBody) instead of pushed. */
+  private delivery: Delivery | undefined;
 
+  /**
+   * @param sides `{ writable: false }` for a stream whose sending side ended with its headers: it
+   *   starts finished, without end()'s steps.
+   */
   constructor(
     protected readonly connection: StreamOwner,
     readonly id: number,
     public sendWindow: number,
     public recvWindow: number,
+    sides?: { writable: false },
   ) {
-    super();
+    // Node's Duplex takes `writable: false` (the side starts finished); @types/node 20 does not list it.
+    super(sides as DuplexOptions | undefined);
     this.windowTarget = recvWindow;
+  }
+
+  deliverTo(onChunk: (chunk: Buffer) => boolean, onEnd: () => void): boolean {
+    if (this.delivery) return false;
+    this.delivery = startDelivery(this, this.remoteEnded, onChunk, onEnd);
+    return this.delivery !== undefined;
+  }
+
+  resumeDelivery(): void {
+    const delivery = this.delivery;
+    if (!delivery || !delivery.held) return;
+    delivery.held = false;
+    if (this.recvWindow <= this.windowTarget / 2) this.connection.replenish(this);
   }
 
   /** Headers after the stream opened: a response (client role) or trailers. */
@@ -725,6 +747,14 @@ export abstract class H2Stream extends Duplex {
       return;
     }
     this.recvUnacked += counted;
+    const delivery = this.delivery;
+    if (delivery) {
+      // Handed on: the bytes count as read, and credit goes back unless the relay's sink is full.
+      if (data.length > 0 && !delivery.onChunk(data)) delivery.held = true;
+      if (endStream) this.onRemoteEnd();
+      else if (!delivery.held && this.recvWindow <= this.windowTarget / 2) this.connection.replenish(this);
+      return;
+    }
     const wantsMore = data.length === 0 || this.push(data);
     if (endStream) this.onRemoteEnd();
     else if (wantsMore && this.recvWindow <= this.windowTarget / 2) this.connection.replenish(this);
@@ -761,7 +791,11 @@ export abstract class H2Stream extends Duplex {
 
   protected onRemoteEnd(): void {
     this.remoteEnded = true;
-    if (!this.destroyed) this.push(null);
+    // A destroyed stream's body stopped short: neither a reader nor a relay sees its end.
+    if (!this.destroyed) {
+      if (this.delivery) endDelivery(this, this.delivery);
+      else this.push(null);
+    }
     if (this.sentEnd) this.connection.forget(this);
   }
 }

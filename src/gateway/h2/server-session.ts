@@ -237,6 +237,8 @@ export class H2ServerStream extends H2Stream {
     recvWindow: number,
     readonly headers: IncomingHttpHeaders,
   ) {
+    // The readable side of a bodyless request still ends with 'end', as on Node's server streams:
+    // handlers wait for it before they answer.
     super(session, id, sendWindow, recvWindow);
     const length = headers['content-length'];
     this.expectedLength = length === undefined ? -1 : Number(length);

@@ -5,7 +5,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
-import { relayBody } from '../body-relay.js';
+import { endDelivery, relayBody, startDelivery, type Delivery, type DirectBody } from '../body-relay.js';
 import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
@@ -23,12 +23,45 @@ import { ErrorCode } from '../h2/frames.js';
 const LOCAL_POOL_OPTIONS: Pool.Options = { connections: 512, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 };
 const NEVER_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
-/** A response body fed by undici's callbacks; reading resumes the connection. */
-class Http1Body extends Readable {
+/**
+ * A response body fed by undici's callbacks; reading resumes the connection. Relayed, it hands
+ * undici's chunks straight to the relay (DirectBody): undici pauses the connection when the
+ * relay's sink is full, as it does when a Readable's buffer is.
+ */
+class Http1Body extends Readable implements DirectBody {
   resumeUpstream: () => void = noop;
+  private complete = false;
+  private delivery: Delivery | undefined;
 
   override _read(): void {
     this.resumeUpstream();
+  }
+
+  deliverTo(onChunk: (chunk: Buffer) => boolean, onEnd: () => void): boolean {
+    if (this.delivery) return false;
+    this.delivery = startDelivery(this, this.complete, onChunk, onEnd);
+    return this.delivery !== undefined;
+  }
+
+  resumeDelivery(): void {
+    if (!this.delivery?.held) return;
+    this.delivery.held = false;
+    this.resumeUpstream();
+  }
+
+  /** A chunk from undici; false asks it to pause the connection. */
+  offer(chunk: Buffer): boolean {
+    const delivery = this.delivery;
+    if (!delivery) return this.push(chunk);
+    if (this.destroyed) return true;
+    if (!delivery.onChunk(chunk)) delivery.held = true;
+    return !delivery.held;
+  }
+
+  finish(): void {
+    this.complete = true;
+    if (this.delivery) endDelivery(this, this.delivery);
+    else this.push(null);
   }
 }
 
@@ -93,11 +126,11 @@ class Http1Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.body ? this.body.push(chunk) : true;
+    return this.body ? this.body.offer(chunk) : true;
   }
 
   onComplete(): void {
-    this.body?.push(null);
+    this.body?.finish();
   }
 
   onError(error: Error): void {
