@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../src/core/node-flags.js';
-import { StreamTable } from '../src/gateway/h2/stream-table.js';
+import { StreamTable } from '../src/http2/index.js';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 1_000_000);
 const OPEN = 256;

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { relayBody } from './body-relay.js';
-import { ErrorCode } from './h2/frames.js';
+import { ErrorCode } from '../http2/index.js';
 import { responseHeaders } from './headers.js';
 import type { Outcome } from './outcome.js';
 import { failureResponse, UPSTREAM_CLUSTER_HEADER } from './respond.js';

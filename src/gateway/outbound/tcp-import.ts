@@ -8,7 +8,7 @@ import type { AuthorizationRequest } from '../layers/authorize.js';
 import type { Outcome } from '../outcome.js';
 import type { GatewayMetrics } from '../request-metrics.js';
 import type { RouteEntry, RoutingTable } from '../routing-table.js';
-import { ErrorCode } from '../h2/frames.js';
+import { ErrorCode } from '../../http2/index.js';
 import type { PeerPool } from '../upstream/peer-pool.js';
 
 export interface TcpImportOptions {

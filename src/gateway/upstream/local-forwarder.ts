@@ -5,12 +5,11 @@ import { Pool, type Dispatcher } from 'undici';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
-import { endDelivery, relayBody, startDelivery, type Delivery, type DirectBody } from '../body-relay.js';
+import { relayBody } from '../body-relay.js';
 import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
-import { H2ClientSession, type H2ClientStream } from '../h2/client-session.js';
-import { ErrorCode } from '../h2/frames.js';
+import { endDelivery, ErrorCode, H2ClientSession, startDelivery, type Delivery, type DirectBody, type H2ClientStream } from '../../http2/index.js';
 
 
 /**

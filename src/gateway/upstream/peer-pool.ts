@@ -2,8 +2,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { H2ClientSession } from '../h2/client-session.js';
-import type { H2ConnectionOptions } from '../h2/connection.js';
+import { H2ClientSession, type H2ConnectionOptions } from '../../http2/index.js';
 
 /**
  * Receive windows and header limit of gateway-to-gateway connections, on both ends: large windows,

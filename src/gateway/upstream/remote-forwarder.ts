@@ -4,8 +4,7 @@ import { relayBody } from '../body-relay.js';
 import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
-import { ErrorCode } from '../h2/frames.js';
-import type { H2ClientStream } from '../h2/client-session.js';
+import { ErrorCode, type H2ClientStream } from '../../http2/index.js';
 import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
 
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Duplex, type DuplexOptions } from 'node:stream';
-import { endDelivery, startDelivery, type Delivery, type DirectBody } from '../body-relay.js';
+import { endDelivery, startDelivery, type Delivery, type DirectBody } from './direct-body.js';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
