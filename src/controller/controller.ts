@@ -86,7 +86,7 @@ export class Controller {
   async start(): Promise<ControllerAddresses> {
     const { federation, store } = this.options;
     this.identity = ControllerIdentity.load(federation.spec.trustDomain, federation.controllerPkiDir, this.log);
-    this.trust.update(this.identity.bundle);
+    this.trust.anchor(this.identity.bundle);
     this.identity.svid.start();
     this.closer.add('svid', () => this.identity.svid.stop());
     if (store.kind === 'memory') this.log.warn('using the in-memory store: state is not durable and only one controller replica can run; set spec.store.url (or REDIS_URL) for Redis');
@@ -162,7 +162,12 @@ export class Controller {
   private syncTrustFromCatalog(): void {
     const bundles: TrustBundle[] = [this.identity.bundle];
     for (const record of this.catalog.bundles.values()) {
-      if (record.trustDomain === this.identity.trustDomain) continue;
+      if (record.trustDomain === this.identity.trustDomain) {
+        // Only a store written before Join reserved this trust domain can hold it.
+        const claimant = [...this.catalog.clusters.values()].find((c) => c.trustDomain === record.trustDomain)?.name;
+        this.log.error({ trustDomain: record.trustDomain, cluster: claimant }, `a member claims the federation's trust domain; its bundle is ignored. Remove it with "fedgate cluster remove ${claimant ?? '<name>'}"`);
+        continue;
+      }
       try {
         bundles.push(TrustBundle.fromSpiffeJson(record.trustDomain, record.spiffeJson).withSequence(record.sequence));
       } catch (error) {
@@ -226,6 +231,7 @@ export class Controller {
       apiAddress: () => this.addresses.api,
       controllerSpiffeId: this.identity.spiffeId.toString(),
       controllerCaPem: this.identity.caPem,
+      federationTrustDomain: this.identity.trustDomain,
       trustBundle: (bundle) => this.trust.update(bundle),
     });
     joinServer.addService(JoinServiceDef, { join: join.handle });

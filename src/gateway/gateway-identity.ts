@@ -30,7 +30,7 @@ export class GatewayIdentity {
   ) {
     this.spiffeId = SpiffeId.gateway(cluster.spec.trustDomain, cluster.metadata.name);
     this.ownBundleValue = pki.bundle();
-    this.trust.update(this.ownBundleValue);
+    this.trust.anchor(this.ownBundleValue);
     this.verifier = new PeerVerifier(this.trust);
     this.svid = new RotatingSvid(() => issueSvid(this.pki.ca(), this.spiffeId, { ttlMs: certificateTtlMs }), { log });
   }
@@ -60,7 +60,7 @@ export class GatewayIdentity {
       const bundle = this.pki.bundle();
       if (bundle.sequence <= this.ownBundleValue.sequence) return false;
       this.ownBundleValue = bundle;
-      this.trust.update(bundle);
+      this.trust.anchor(bundle);
       this.log.info({ sequence: bundle.sequence }, 'own trust bundle changed');
       return true;
     } catch (error) {
@@ -70,14 +70,20 @@ export class GatewayIdentity {
   }
 
   /**
-   * Replaces peer bundles from the catalog. A bundle that does not parse keeps its last good
-   * version; trust domains absent from the catalog (removed clusters) are dropped.
+   * Replaces peer bundles from the catalog. Only the trust domain of a member cluster can bring a
+   * bundle, and never the controller's (a catalog that carried one would let its CA vouch for
+   * peers). A bundle that does not parse keeps its last good version; trust domains absent from
+   * the catalog (removed clusters) are dropped.
    */
-  applyCatalogBundles(records: Iterable<BundleRecord>): string[] {
+  applyCatalogBundles(records: Iterable<BundleRecord>, memberTrustDomains: ReadonlySet<string>, controllerTrustDomain: string | undefined): string[] {
     const problems: string[] = [];
-    const bundles: TrustBundle[] = [this.ownBundleValue];
+    const bundles: TrustBundle[] = [];
     for (const record of records) {
       if (record.trustDomain === this.ownBundleValue.trustDomain) continue;
+      if (record.trustDomain === controllerTrustDomain || !memberTrustDomains.has(record.trustDomain)) {
+        problems.push(`bundle of ${record.trustDomain}: ignored, ${record.trustDomain === controllerTrustDomain ? "it is the controller's trust domain" : 'no member cluster has this trust domain'}`);
+        continue;
+      }
       try {
         bundles.push(TrustBundle.fromSpiffeJson(record.trustDomain, record.spiffeJson).withSequence(record.sequence));
       } catch (error) {

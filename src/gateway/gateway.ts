@@ -504,7 +504,10 @@ export class Gateway {
 
   private applyCatalog(data: CatalogData): void {
     this.applyBlackholes(data.clusters.get(this.name)?.blackholed ?? []);
-    const problems = this.identity.applyCatalogBundles(data.bundles.values());
+    const members = new Set<string>();
+    for (const record of data.clusters.values()) if (record.state !== 'left') members.add(record.trustDomain);
+    const controllerTrustDomain = this.membership ? SpiffeId.parse(this.membership.controllerSpiffeId).trustDomain : undefined;
+    const problems = this.identity.applyCatalogBundles(data.bundles.values(), members, controllerTrustDomain);
     for (const problem of problems) this.log.error({ problem }, 'bundle rejected');
     for (const [key, entry] of this.pools) {
       const record = data.clusters.get(entry.cluster);

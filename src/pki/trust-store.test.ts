@@ -81,3 +81,35 @@ describe('TrustStore', () => {
     expect(store.version).toBe(1);
   });
 });
+
+describe('TrustStore anchors (issue 28, finding 1)', () => {
+  const FEDERATION = 'acme.internal';
+  const own = CertificateAuthority.create({ trustDomain: FEDERATION });
+  const rogue = CertificateAuthority.create({ trustDomain: FEDERATION });
+  const east = CertificateAuthority.create({ trustDomain: EAST });
+
+  it('never lets a peer or catalog bundle replace or remove an anchored trust domain, whatever its sequence', () => {
+    const store = new TrustStore();
+    store.anchor(TrustBundle.fromPem(FEDERATION, own.certificatePem, 1));
+    const forged = TrustBundle.fromPem(FEDERATION, rogue.certificatePem, 1_000_000);
+    expect(store.update(forged)).toMatchObject({ status: 'rejected', trustDomain: FEDERATION });
+    const results = store.replaceAll([forged, TrustBundle.fromPem(EAST, east.certificatePem, 1)]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'applied']);
+    // A snapshot that does not mention the anchored domain does not drop it either.
+    store.replaceAll([]);
+    expect(store.remove(FEDERATION)).toBe(false);
+    expect(store.trustDomains()).toEqual([FEDERATION]);
+    expect(store.get(FEDERATION)?.authorities[0]?.fingerprint256).toBe(own.certificate.fingerprint256);
+  });
+
+  it('lets the owner rotate its anchored bundle with a newer sequence only', () => {
+    const store = new TrustStore();
+    store.anchor(TrustBundle.fromPem(FEDERATION, own.certificatePem, 2));
+    expect(store.anchor(TrustBundle.fromPem(FEDERATION, rogue.certificatePem, 1)).status).toBe('stale');
+    const version = store.version;
+    expect(store.anchor(TrustBundle.fromPem(FEDERATION, own.certificatePem + rogue.certificatePem, 3)).status).toBe('applied');
+    expect(store.version).toBe(version + 1);
+    expect(store.isAnchored(FEDERATION)).toBe(true);
+    expect(store.isAnchored(EAST)).toBe(false);
+  });
+});

@@ -253,11 +253,12 @@ export class MemoryStore implements Store {
     this.tokens.set(hash, { record: { ...record }, retainUntil: this.now() + retainMs });
   }
 
-  async consumeToken(hash: string, now: number): Promise<TokenConsumeResult> {
+  async consumeToken(hash: string, now: number, cluster: string): Promise<TokenConsumeResult> {
     const entry = this.tokens.get(hash);
     if (!entry || entry.retainUntil <= this.now()) return { status: 'unknown' };
     if (entry.record.usedAt !== undefined) return { status: 'used', record: { ...entry.record } };
     if (entry.record.expiresAt <= now) return { status: 'expired', record: { ...entry.record } };
+    if (entry.record.cluster !== cluster) return { status: 'wrong-cluster', record: { ...entry.record } };
     entry.record.usedAt = now;
     return { status: 'ok', record: { ...entry.record } };
   }

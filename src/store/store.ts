@@ -33,6 +33,8 @@ export type TokenConsumeResult =
   | { status: 'ok'; record: TokenRecord }
   | { status: 'expired'; record: TokenRecord }
   | { status: 'used'; record: TokenRecord }
+  /** Valid, but created for another cluster: left unused, so a typo in the name does not burn it. */
+  | { status: 'wrong-cluster'; record: TokenRecord }
   | { status: 'unknown' };
 
 /**
@@ -135,8 +137,11 @@ export interface Store {
   watch(fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent>;
 
   putToken(hash: string, record: TokenRecord, retainMs: number): Promise<void>;
-  /** Marks a token used, atomically; a second consumer sees 'used'. */
-  consumeToken(hash: string, now: number): Promise<TokenConsumeResult>;
+  /**
+   * Marks a token used, atomically, when it is valid and was created for `cluster`; a second
+   * consumer sees 'used', a joiner naming another cluster 'wrong-cluster' (and the token stays).
+   */
+  consumeToken(hash: string, now: number, cluster: string): Promise<TokenConsumeResult>;
 
   renewLease(cluster: string, holder: string, expiresAt: number): Promise<void>;
   /** Gives every listed cluster that has no lease one expiring at `expiresAt` (a gateway that never connects still expires). */

@@ -245,14 +245,15 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await expectCode(store.restore({ ...before }, { lock: 'restore', holder: 'replica-1', token: token as number }), ErrorCodes.STORE_CONFLICT);
   });
 
-  it('consumes a join token once: ok, then used; expired and unknown tokens are told apart', async () => {
+  it('consumes a join token once: ok, then used; expired and unknown tokens are told apart; another cluster\'s name leaves it unused', async () => {
     const now = Date.now();
     await store.putToken('h1', { cluster: 'a', expiresAt: now + 60_000, createdBy: 'alice', createdAt: now }, 120_000);
     await store.putToken('h2', { cluster: 'b', expiresAt: now - 1, createdBy: 'alice', createdAt: now - 10 }, 120_000);
-    expect(await store.consumeToken('h1', now)).toMatchObject({ status: 'ok', record: { cluster: 'a', usedAt: now } });
-    expect(await store.consumeToken('h1', now + 5)).toMatchObject({ status: 'used', record: { cluster: 'a', usedAt: now } });
-    expect(await store.consumeToken('h2', now)).toMatchObject({ status: 'expired', record: { cluster: 'b' } });
-    expect(await store.consumeToken('nope', now)).toEqual({ status: 'unknown' });
+    expect(await store.consumeToken('h1', now, 'z')).toMatchObject({ status: 'wrong-cluster', record: { cluster: 'a' } });
+    expect(await store.consumeToken('h1', now, 'a')).toMatchObject({ status: 'ok', record: { cluster: 'a', usedAt: now } });
+    expect(await store.consumeToken('h1', now + 5, 'a')).toMatchObject({ status: 'used', record: { cluster: 'a', usedAt: now } });
+    expect(await store.consumeToken('h2', now, 'b')).toMatchObject({ status: 'expired', record: { cluster: 'b' } });
+    expect(await store.consumeToken('nope', now, 'a')).toEqual({ status: 'unknown' });
   });
 
   it('tracks leases and lists the expired ones', async () => {

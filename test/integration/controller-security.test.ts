@@ -6,13 +6,14 @@ import { SpiffeId } from '../../src/model/spiffe-id.js';
 import { parseJoinToken } from '../../src/model/join-token.js';
 import { joinFederation } from '../../src/gateway/control/join-client.js';
 import { connectAdmin, readAdminCredentials } from '../../src/cli/controller-api.js';
-import { CatalogClient, type SyncDown, type SyncUp } from '../../src/proto/gen/fedgate.js';
-import { channelCredentials, clientOptions, type ClientDuplexStream, type ServiceError } from '../../src/proto/grpc-transport.js';
+import { CatalogClient, JoinClient, type JoinResponse, type SyncDown, type SyncUp } from '../../src/proto/gen/fedgate.js';
+import { channelCredentials, clientOptions, grpc, type ClientDuplexStream, type ServiceError } from '../../src/proto/grpc-transport.js';
 import { CertificateAuthority } from '../../src/pki/certificate-authority.js';
 import { PkiDirectory } from '../../src/pki/pki-directory.js';
 import { issueSvid, type Svid } from '../../src/pki/svid.js';
 import type { TrustBundle } from '../../src/pki/trust-bundle.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { clusterRecord } from '../support/catalog-fixtures.js';
 import { eventually, exportSpec, joinSimulatedGateway, startTestController, type SimulatedGateway, type TestController } from '../support/control-plane.js';
 
 const log = createSilentLogger();
@@ -28,6 +29,18 @@ function rawSync(address: string, caPem: string, svid: Svid): { call: ClientDupl
   const status = new Promise<ServiceError>((resolve) => call.on('error', (error: ServiceError) => resolve(error)));
   call.on('data', () => undefined);
   return { call, status, close: () => client.close() };
+}
+
+/** Calls Join directly, as an attacker would, without the join client's own checks. */
+function rawJoin(address: string, caPem: string, token: string, info: ReturnType<typeof clusterInfo>, bundle: TrustBundle): Promise<JoinResponse> {
+  const client = new JoinClient(address, channelCredentials({ rootsPem: caPem, checkServerIdentity: () => undefined }), clientOptions());
+  return new Promise<JoinResponse>((resolve, reject) => {
+    client.join({ token, cluster: info, bundleJson: JSON.stringify(bundle.toSpiffeJson()) }, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (error, value) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(value);
+    });
+  });
 }
 
 describe('controller security', () => {
@@ -70,6 +83,68 @@ describe('controller security', () => {
     await joinFederation({ token, info: clusterInfo('us-east'), bundle, log });
     await expect(joinFederation({ token: token2, info: clusterInfo('us-east'), bundle, log })).rejects.toThrow(/join refused: cluster "us-east" already exists \(trust domain us-east.acme.internal, joined /);
     await expect(control.admin.call.createToken({ cluster: 'us-east', ttlMs: 1000 })).rejects.toThrow('ALREADY_EXISTS: cluster "us-east" is already a member');
+  });
+
+  it('finding 1: a joiner that brings a CA for the federation\'s trust domain is refused, its CA never signs admin identities, and the operator keeps access', async () => {
+    const { token } = await control.admin.call.createToken({ cluster: 'evil', ttlMs: 60_000 });
+    const caPem = readAdminCredentials(join(control.pkiDir, 'admin')).caPem;
+    // The joiner's own CA for acme.internal, with a sequence far above the controller's.
+    const rogueDir = join(dir, 'pki', 'rogue');
+    const rogue = PkiDirectory.init(rogueDir, { trustDomain: 'acme.internal' });
+    const rogueBundle = rogue.bundle().withSequence(1_000_000);
+    const evil = { ...clusterInfo('evil'), trustDomain: 'acme.internal' };
+    const refused = rawJoin(control.controller.addresses.join, caPem, token, evil, rogueBundle);
+    await expect(refused).rejects.toMatchObject({ code: 6 });
+    await expect(refused).rejects.toThrow(/trust domain "acme.internal" is the federation's own/);
+    expect((await control.admin.call.status({})).clusters).toEqual([]);
+
+    // The admin identity the rogue CA would mint is refused; the real operator is not locked out.
+    const mallory = issueSvid(rogue.ca(), SpiffeId.admin('acme.internal', 'mallory'), { ttlMs: 60_000 });
+    const asMallory = connectAdmin(control.controller.addresses.api, { certPem: mallory.chainPem, keyPem: mallory.keyPem, caPem });
+    await expect(asMallory.call.status({})).rejects.toThrow();
+    await expect(asMallory.call.drainCluster({ cluster: 'us-east', reason: 'x' })).rejects.toThrow();
+    asMallory.close();
+    expect((await control.admin.call.status({})).clusters).toEqual([]);
+
+    // Nor can a member take another member's trust domain; neither refusal burnt the token.
+    await joinFederation({ token: (await control.admin.call.createToken({ cluster: 'us-east', ttlMs: 60_000 })).token, info: clusterInfo('us-east'), bundle: freshBundle('us-east'), log });
+    const squatter = { ...clusterInfo('evil'), trustDomain: 'us-east.acme.internal' };
+    await expect(rawJoin(control.controller.addresses.join, caPem, token, squatter, PkiDirectory.init(join(dir, 'pki', 'squat'), { trustDomain: 'us-east.acme.internal' }).bundle())).rejects.toThrow(
+      /trust domain "us-east.acme.internal" already belongs to a member of this federation/,
+    );
+    await joinFederation({ token, info: clusterInfo('evil'), bundle: freshBundle('evil'), log });
+    expect((await control.admin.call.status({})).clusters.map((c) => c.info?.name).sort()).toEqual(['evil', 'us-east']);
+  });
+
+  it('finding 1: a store written before Join reserved the federation trust domain does not give its member admin', async () => {
+    const poisonedDir = mkdtempSync(join(tmpdir(), 'fedgate-poisoned-'));
+    const store = new MemoryStore();
+    await store.open();
+    const rogue = PkiDirectory.init(join(poisonedDir, 'rogue'), { trustDomain: 'acme.internal' });
+    const spiffeJson = JSON.stringify(rogue.bundle().toSpiffeJson());
+    await store.createCluster(clusterRecord('evil', { trustDomain: 'acme.internal' }), { trustDomain: 'acme.internal', sequence: 1_000_000, spiffeJson });
+    const poisoned = await startTestController(store, poisonedDir);
+    try {
+      const caPem = readAdminCredentials(join(poisoned.pkiDir, 'admin')).caPem;
+      const mallory = issueSvid(rogue.ca(), SpiffeId.admin('acme.internal', 'mallory'), { ttlMs: 60_000 });
+      const asMallory = connectAdmin(poisoned.controller.addresses.api, { certPem: mallory.chainPem, keyPem: mallory.keyPem, caPem });
+      await expect(asMallory.call.createToken({ cluster: 'x', ttlMs: 1000 })).rejects.toThrow();
+      asMallory.close();
+      expect((await poisoned.admin.call.status({})).clusters.map((c) => c.info?.name)).toEqual(['evil']);
+    } finally {
+      await poisoned.stop();
+      rmSync(poisonedDir, { recursive: true, force: true });
+    }
+  });
+
+  it('finding 6: a Join that names another cluster than its token leaves the token valid for its cluster', async () => {
+    const { token } = await control.admin.call.createToken({ cluster: 'us-east', ttlMs: 60_000 });
+    const caPem = readAdminCredentials(join(control.pkiDir, 'admin')).caPem;
+    await expect(rawJoin(control.controller.addresses.join, caPem, token, clusterInfo('us-west'), freshBundle('us-west'))).rejects.toThrow(
+      'join token was created for cluster "us-east", not "us-west"; the token is still valid for "us-east"',
+    );
+    await joinFederation({ token, info: clusterInfo('us-east'), bundle: freshBundle('us-east'), log });
+    expect((await control.admin.call.status({})).clusters.map((c) => c.info?.name)).toEqual(['us-east']);
   });
 
   it('refuses a controller CA that does not match the hash pinned in the token', async () => {

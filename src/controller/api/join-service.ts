@@ -18,14 +18,20 @@ export interface JoinServiceOptions {
   apiAddress: () => string;
   controllerSpiffeId: string;
   controllerCaPem: string;
+  /** The controller's own trust domain (the federation's): no member may join with it. */
+  federationTrustDomain: string;
   /** Called with a newly registered cluster's bundle, so its gateway can Sync at once. */
   trustBundle: (bundle: TrustBundle) => void;
 }
 
 /**
  * Join: admits a cluster with a one-time token. The request is checked completely before the
- * token is consumed, so a malformed request does not burn it; once consumed, it is gone whatever
- * happens next.
+ * token is consumed, so a malformed request, a trust domain that is taken or a token created for
+ * another cluster does not burn it; once consumed, it is gone whatever happens next.
+ *
+ * Trust domains are reserved: the federation's own (its CA signs admin and controller identities)
+ * and each member's. A joiner that brought a bundle for one of them would otherwise have its CA
+ * trusted for identities that are not its own.
  */
 export class JoinService {
   constructor(private readonly options: JoinServiceOptions) {}
@@ -51,8 +57,9 @@ export class JoinService {
     } catch (error) {
       throw new FedgateError(ErrorCodes.BUNDLE_INVALID, `JoinRequest.bundleJson: ${errorMessage(error)}`);
     }
+    this.checkTrustDomainFree(info.name, info.trustDomain);
     const now = Date.now();
-    const consumed = await store.consumeToken(hashSecret(token.secret), now);
+    const consumed = await store.consumeToken(hashSecret(token.secret), now, info.name);
     switch (consumed.status) {
       case 'unknown':
         throw new FedgateError(ErrorCodes.TOKEN_INVALID, 'join token is not valid (unknown, forged, or created on another federation)');
@@ -60,11 +67,10 @@ export class JoinService {
         throw new FedgateError(ErrorCodes.TOKEN_EXPIRED, `join token expired at ${new Date(consumed.record.expiresAt).toISOString()}; create a new one with "fedgate token create"`);
       case 'used':
         throw new FedgateError(ErrorCodes.TOKEN_USED, `join token was already used at ${new Date(consumed.record.usedAt ?? 0).toISOString()}; tokens are single-use`);
+      case 'wrong-cluster':
+        throw new FedgateError(ErrorCodes.PERMISSION_DENIED, `join token was created for cluster "${consumed.record.cluster}", not "${info.name}"; the token is still valid for "${consumed.record.cluster}"`);
       case 'ok':
         break;
-    }
-    if (consumed.record.cluster !== info.name) {
-      throw new FedgateError(ErrorCodes.PERMISSION_DENIED, `join token was created for cluster "${consumed.record.cluster}", not "${info.name}"`);
     }
     const record: ClusterRecord = { ...info, state: 'active', stateReason: 'joined', stateChangedBy: `token of ${consumed.record.createdBy}`, stateChangedAt: now, joinedAt: now };
     const revision = await store.createCluster(record, { trustDomain: info.trustDomain, sequence: bundle.sequence, spiffeJson: JSON.stringify(bundle.toSpiffeJson()) });
@@ -79,6 +85,27 @@ export class JoinService {
       bundles: [...bundles.map(bundleToProto), { trustDomain: info.trustDomain, sequence: bundle.sequence, spiffeJson: JSON.stringify(bundle.toSpiffeJson()) }],
       controllerCaPem: this.options.controllerCaPem,
     };
+  }
+
+  /**
+   * Refuses a trust domain that is already in use before the token is touched. The store checks
+   * member trust domains again, atomically, when it creates the cluster; this check names no
+   * owner, since the caller is not authenticated yet.
+   */
+  private checkTrustDomainFree(cluster: string, trustDomain: string): void {
+    const { federationTrustDomain, catalog } = this.options;
+    if (trustDomain === federationTrustDomain) {
+      throw new FedgateError(
+        ErrorCodes.TRUST_DOMAIN_RESERVED,
+        `trust domain "${trustDomain}" is the federation's own (it signs controller and admin identities); a cluster needs a trust domain of its own, e.g. "fedgate ca init --trust-domain <cluster>.${trustDomain}"`,
+      );
+    }
+    for (const member of catalog.clusters.values()) {
+      // The same cluster joining again gets the store's own answer (it already exists).
+      if (member.trustDomain === trustDomain && member.name !== cluster) {
+        throw new FedgateError(ErrorCodes.TRUST_DOMAIN_RESERVED, `trust domain "${trustDomain}" already belongs to a member of this federation; each cluster needs a trust domain of its own`);
+      }
+    }
   }
 }
 
@@ -99,6 +126,7 @@ export function statusOf(error: unknown): { code: number; message: string } {
     case ErrorCodes.PERMISSION_DENIED:
       return { code: GrpcStatus.PERMISSION_DENIED, message };
     case ErrorCodes.CLUSTER_EXISTS:
+    case ErrorCodes.TRUST_DOMAIN_RESERVED:
       return { code: GrpcStatus.ALREADY_EXISTS, message };
     case ErrorCodes.CLUSTER_NOT_FOUND:
       return { code: GrpcStatus.NOT_FOUND, message };

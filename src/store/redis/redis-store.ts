@@ -440,11 +440,11 @@ export class RedisStore implements Store {
     await this.call('token', () => this.redis.multi().hset(key, 'r', JSON.stringify(record), 'e', String(record.expiresAt)).pexpire(key, retainMs).exec());
   }
 
-  async consumeToken(hash: string, now: number): Promise<TokenConsumeResult> {
+  async consumeToken(hash: string, now: number, cluster: string): Promise<TokenConsumeResult> {
     const reply = (await this.call('token', () =>
-      (this.redis as unknown as { fgConsumeToken: (...args: Array<string | number>) => Promise<string[]> }).fgConsumeToken(this.key(`token:${hash}`), now),
+      (this.redis as unknown as { fgConsumeToken: (...args: Array<string | number>) => Promise<string[]> }).fgConsumeToken(this.key(`token:${hash}`), now, cluster),
     )) as string[];
-    const status = reply[0] as 'ok' | 'expired' | 'used' | 'unknown';
+    const status = reply[0] as TokenConsumeResult['status'];
     if (status === 'unknown') return { status };
     const record = JSON.parse(reply[1] as string) as TokenRecord;
     if (status === 'used') record.usedAt = Number(reply[2]);

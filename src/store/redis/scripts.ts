@@ -108,6 +108,7 @@ if not record then return {'unknown'} end
 local used = redis.call('HGET', KEYS[1], 'u')
 if used then return {'used', record, used} end
 if tonumber(redis.call('HGET', KEYS[1], 'e')) <= tonumber(ARGV[1]) then return {'expired', record} end
+if cjson.decode(record).cluster ~= ARGV[2] then return {'wrong-cluster', record} end
 redis.call('HSET', KEYS[1], 'u', ARGV[1])
 return {'ok', record}
 `;
