@@ -1,6 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
 import type { DirectBody } from '../http2/index.js';
 
+/** Keeps what a relay moved (a request body that may need replaying). */
+export interface BodyRecorder {
+  add(chunk: Buffer): void;
+  finish(): void;
+}
+
 function isDirectBody(source: Readable): source is Readable & DirectBody {
   return typeof (source as Partial<DirectBody>).deliverTo === 'function';
 }
@@ -16,8 +22,8 @@ function isDirectBody(source: Readable): source is Readable & DirectBody {
  * closes early; the callers decide what an incomplete body means (reset, destroy) from the
  * streams' own 'close' events, as they did with pipe.
  */
-export function relayBody(source: Readable, sink: Writable): void {
-  if (isDirectBody(source) && relayDirect(source, sink)) return;
+export function relayBody(source: Readable, sink: Writable, recording?: BodyRecorder): void {
+  if (isDirectBody(source) && relayDirect(source, sink, recording)) return;
   let waitingForDrain = false;
   const stop = (): void => {
     source.off('data', onData);
@@ -27,6 +33,7 @@ export function relayBody(source: Readable, sink: Writable): void {
     sink.off('close', stop);
   };
   function onData(chunk: Buffer): void {
+    recording?.add(chunk);
     if (sink.destroyed) {
       stop();
       return;
@@ -43,6 +50,7 @@ export function relayBody(source: Readable, sink: Writable): void {
   }
   function onEnd(): void {
     stop();
+    recording?.finish();
     if (!sink.destroyed) sink.end();
   }
   source.on('data', onData);
@@ -53,7 +61,7 @@ export function relayBody(source: Readable, sink: Writable): void {
   if (source.isPaused()) source.resume();
 }
 
-function relayDirect(source: Readable & DirectBody, sink: Writable): boolean {
+function relayDirect(source: Readable & DirectBody, sink: Writable, recording: BodyRecorder | undefined): boolean {
   let waitingForDrain = false;
   const onDrain = (): void => {
     waitingForDrain = false;
@@ -61,6 +69,7 @@ function relayDirect(source: Readable & DirectBody, sink: Writable): boolean {
   };
   return source.deliverTo(
     (chunk) => {
+      recording?.add(chunk);
       // A destroyed sink's owner resets the source; until then its data is dropped, not held.
       if (sink.destroyed || sink.write(chunk)) return true;
       if (!waitingForDrain) {
@@ -70,6 +79,7 @@ function relayDirect(source: Readable & DirectBody, sink: Writable): boolean {
       return false;
     },
     () => {
+      recording?.finish();
       if (!sink.destroyed) sink.end();
     },
   );

@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Backoff, sleep } from '../core/backoff.js';
 import { ConfigError, errorMessage, FedgateError, TokenError } from '../core/errors.js';
+import { SettingsFile, validateDefaults } from './control/settings-file.js';
+import { controllerAddressesOf, MembershipFile } from './control/membership.js';
 import type { Logger } from '../core/logger.js';
 import { Closer, runResilient } from '../core/lifecycle.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { gatewayDefaultsShape, type GatewayDefaults } from '../config/federation-config.js';
 import type { FederationDirectory } from '../config/load.js';
-import { deepFreeze, formatPath, type ShapeIssue } from '../config/shape.js';
+import { deepFreeze } from '../config/shape.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import type { Registry } from '../admin/metrics.js';
 import { SpiffeId } from '../model/spiffe-id.js';
@@ -26,7 +28,7 @@ import { AppliedPolicies } from './control/applied-policies.js';
 import { CatalogReplica, type CatalogData } from './control/catalog-replica.js';
 import { ControllerClient } from './control/controller-client.js';
 import type { ExportSource } from './control/export-source.js';
-import { joinFederation, readMembership, writeMembership, type FederationMembership } from './control/join-client.js';
+import { joinFederation, type FederationMembership } from './control/join-client.js';
 import { staticCatalog } from './control/static-catalog.js';
 import { CallerIdentities } from './caller-identities.js';
 import { GatewayIdentity } from './gateway-identity.js';
@@ -85,13 +87,6 @@ const DEFAULT_LIMITS: GatewayLimits = {
 
 const BUILTIN_DEFAULTS: GatewayDefaults = deepFreeze(gatewayDefaultsShape.defaultFactory?.() as GatewayDefaults);
 
-export function validateDefaults(value: unknown): { defaults?: GatewayDefaults; problem?: string } {
-  const issues: ShapeIssue[] = [];
-  const defaults = gatewayDefaultsShape.check(value, ['defaults'], issues);
-  if (!defaults) return { problem: issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ') };
-  return { defaults: deepFreeze(defaults) };
-}
-
 /**
  * An east-west gateway: the inbound mTLS listener for other clusters, the outbound listener for
  * local clients, TCP imports, and the control-plane client. The data plane never waits on the
@@ -127,6 +122,10 @@ export class Gateway {
   private readonly blackholes = new Set<string>();
   private controllerClient: ControllerClient | undefined;
   private membership: FederationMembership | undefined;
+  private readonly membershipFile: MembershipFile;
+  private readonly settingsFile: SettingsFile;
+  /** Why this gateway cannot reach its controller for a reason only an operator can fix (shown in readiness). */
+  private controlProblem: string | undefined;
   private inbound!: InboundServer;
   private outbound!: OutboundServer;
   private readonly tcpImports: TcpImportListener[] = [];
@@ -149,6 +148,8 @@ export class Gateway {
       ...(options.limits ?? {}),
     };
     this.metrics = new GatewayMetrics(options.registry);
+    this.membershipFile = new MembershipFile(cluster.stateDir, cluster.metadata.name);
+    this.settingsFile = new SettingsFile(cluster.stateDir);
     this.identity = GatewayIdentity.load(cluster, cluster.spec.gateway.certificateTtl ?? BUILTIN_DEFAULTS.certificateTtl, log.child({ component: 'identity' }));
     this.catalog = new CatalogReplica({
       stateDir: options.federation ? undefined : cluster.stateDir,
@@ -300,6 +301,7 @@ export class Gateway {
     });
     this.options.discovery.onChange(() => this.changed());
     this.health.onChange((peer, alive, reason) => this.onHealth(peer, alive, reason));
+    this.health.onPass((peer) => this.onHealthCheckPassed(peer));
     this.outliers.onChange((peer, ejected) => this.onEjection(peer, ejected));
 
     await this.startListeners();
@@ -325,19 +327,28 @@ export class Gateway {
   /** Joins if needed (retrying while the controller is unreachable), then keeps the Sync stream up. */
   private async connectController(signal: AbortSignal): Promise<void> {
     const { cluster, log } = this.options;
-    this.membership = readMembership(cluster.stateDir);
+    try {
+      this.membership = this.membershipFile.current();
+    } catch (error) {
+      this.controlProblem = errorMessage(error);
+      log.error({ err: this.controlProblem }, 'membership unusable; serving the persisted catalog, not contacting the controller');
+      return;
+    }
     const backoff = new Backoff({ initialMs: 500, maxMs: 15_000 });
     while (!this.membership && !signal.aborted) {
       const token = this.readToken();
       if (!token) {
-        log.error({ stateDir: cluster.stateDir }, 'not a member of a federation and no join token: set spec.controller.tokenFile, or run "fedgate join"');
+        this.controlProblem = 'not a member of a federation and no join token: set spec.controller.tokenFile, or run "fedgate join"';
+        log.error({ stateDir: cluster.stateDir }, this.controlProblem);
         return;
       }
       try {
-        this.membership = await joinFederation({ token, info: this.clusterInfo(), bundle: this.identity.ownBundle, log: log.child({ component: 'join' }) });
-        writeMembership(cluster.stateDir, this.membership);
+        const membership = await joinFederation({ token, info: this.clusterInfo(), bundle: this.identity.ownBundle, log: log.child({ component: 'join' }) });
+        this.membershipFile.save(membership);
+        this.membership = membership;
       } catch (error) {
         if (error instanceof TokenError || (error instanceof FedgateError && /join refused/.test(error.message) && !/UNAVAILABLE/.test(error.message))) {
+          this.controlProblem = `join failed: ${errorMessage(error)}`;
           log.error({ err: errorMessage(error) }, 'join failed; fix the token and restart the gateway');
           return;
         }
@@ -346,8 +357,9 @@ export class Gateway {
       }
     }
     if (!this.membership || signal.aborted) return;
+    this.controlProblem = undefined;
     this.controllerClient = new ControllerClient({
-      membership: this.membership,
+      membership: () => this.currentMembership(),
       info: () => this.clusterInfo(),
       svid: this.identity.svid,
       ownBundle: () => this.identity.bundleRecord(),
@@ -361,10 +373,42 @@ export class Gateway {
         this.lastVerdicts = verdicts;
         this.options.discovery.reportStatus?.(verdicts);
       },
-      onSettings: (settings) => this.applySettings(settings.federation, settings.defaultsJson),
+      onSettings: (settings) => {
+        this.applySettings(settings.federation, settings.defaultsJson);
+        this.rememberControllers(settings.controllerAddresses);
+      },
       policyStatus: () => ({ appliedRevision: this.policies.appliedRevision, nack: this.policies.nack }),
     });
     await runResilient(this.controllerClient, signal, { log, backoff: { initialMs: 200, maxMs: 10_000 }, healthyAfterMs: 10_000 });
+  }
+
+  /**
+   * The membership to connect with, re-read when the file changed (`fedgate join --rejoin` while
+   * this gateway runs); a file damaged meanwhile keeps the one in memory, and says so.
+   */
+  private currentMembership(): FederationMembership {
+    try {
+      const fresh = this.membershipFile.current();
+      if (fresh) this.membership = fresh;
+    } catch (error) {
+      this.options.log.error({ err: errorMessage(error) }, 'membership file unreadable; keeping the membership in memory');
+    }
+    return this.membership as FederationMembership;
+  }
+
+  /** Keeps the controller replicas the controller announced, so a restart can reach any of them. */
+  private rememberControllers(addresses: readonly string[]): void {
+    const membership = this.membership;
+    if (!membership || addresses.length === 0) return;
+    if ((membership.controllerAddresses ?? []).join(',') === addresses.join(',')) return;
+    const next = { ...membership, controllerAddresses: [...addresses] };
+    this.membership = next;
+    this.options.log.info({ controllers: controllerAddressesOf(next) }, 'controller replicas learned');
+    try {
+      this.membershipFile.save(next);
+    } catch (error) {
+      this.options.log.error({ err: errorMessage(error) }, 'could not save the controller replicas with the membership');
+    }
   }
 
   private readToken(): string | undefined {
@@ -409,24 +453,13 @@ export class Gateway {
     };
   }
 
-  private settingsFile(): string {
-    return join(this.options.cluster.stateDir, 'settings.json');
-  }
-
   private loadSettings(): void {
-    const file = this.settingsFile();
-    if (!existsSync(file)) return;
-    try {
-      const saved = JSON.parse(readFileSync(file, 'utf8')) as { federation: string; defaults: unknown };
-      const { defaults, problem } = validateDefaults(saved.defaults);
-      if (defaults) {
-        this.defaults = defaults;
-        this.federationName = saved.federation;
-        this.configureFromDefaults();
-      } else this.log.warn({ file, problem }, 'persisted federation settings invalid; using built-in defaults');
-    } catch (error) {
-      this.log.warn({ file, err: errorMessage(error) }, 'persisted federation settings unreadable');
-    }
+    const { settings, problem } = this.settingsFile.load();
+    if (problem) this.log.warn({ problem }, 'persisted federation settings unusable; using built-in defaults until the controller sends them');
+    if (!settings) return;
+    this.defaults = settings.defaults;
+    this.federationName = settings.federation;
+    this.configureFromDefaults();
   }
 
   private applySettings(federation: string, defaultsJson: string): void {
@@ -442,17 +475,16 @@ export class Gateway {
       this.log.error({ problem }, 'federation defaults rejected; keeping the current ones');
       return;
     }
+    const unchanged = federation === this.federationName && JSON.stringify(defaults) === JSON.stringify(this.defaults);
     this.defaults = defaults;
     this.federationName = federation;
+    if (unchanged) return;
     this.configureFromDefaults();
     this.changed();
     try {
-      mkdirSync(this.options.cluster.stateDir, { recursive: true });
-      const file = this.settingsFile();
-      writeFileSync(`${file}.tmp`, JSON.stringify({ federation, defaults }));
-      renameSync(`${file}.tmp`, file);
+      this.settingsFile.save({ federation, defaults });
     } catch (error) {
-      this.log.warn({ err: errorMessage(error) }, 'could not persist federation settings');
+      this.log.error({ err: errorMessage(error) }, 'could not persist federation settings');
     }
   }
 
@@ -578,6 +610,16 @@ export class Gateway {
     if (!alive) this.log.warn({ cluster, reason }, 'traffic moved away from an unhealthy cluster');
   }
 
+  /** Failback driven by health: a peer gateway that answers its check takes traffic back. */
+  private onHealthCheckPassed(cluster: string): void {
+    let lifted = this.outliers.gatewayPassedCheck(cluster);
+    for (const { detector } of this.serviceOutliers.values()) lifted = detector.gatewayPassedCheck(cluster) || lifted;
+    if (lifted) {
+      this.log.info({ cluster }, 'ejection lifted: the peer gateway passed its health check');
+      this.routing.invalidate();
+    }
+  }
+
   private onEjection(cluster: string, ejected: boolean): void {
     if (ejected) {
       this.log.warn({ cluster }, 'cluster ejected by outlier detection');
@@ -611,7 +653,8 @@ export class Gateway {
     }
     if (!this.firstFailure.has(cluster)) this.firstFailure.set(cluster, Date.now());
     if (cluster !== this.name && outcome.kind === 'failure' && outcome.failure.code === 'connect-failed') this.health.reportFailure(cluster, outcome.failure.message);
-    detector.failure(cluster, Math.max(1, detector === this.outliers ? this.data.clusters.size : (route?.targets.length ?? 1)));
+    const transport = outcome.kind === 'failure' && (outcome.failure.code === 'connect-failed' || outcome.failure.code === 'upstream-reset');
+    detector.failure(cluster, Math.max(1, detector === this.outliers ? this.data.clusters.size : (route?.targets.length ?? 1)), transport ? 'transport' : 'response');
   }
 
   private budget(key: string): RetryBudget {
@@ -732,6 +775,7 @@ export class Gateway {
 
   readiness(): { ready: boolean; reason?: string } {
     if (!this.listening) return { ready: false, reason: 'listeners starting' };
+    if (this.controlProblem) return { ready: false, reason: this.controlProblem };
     if (!this.options.federation && this.data.revision === 0) return { ready: false, reason: 'no catalog yet (controller not reached, nothing persisted)' };
     return { ready: true };
   }
@@ -744,6 +788,8 @@ export class Gateway {
       federation: this.federationName || this.membership?.federation,
       mode: this.options.federation ? 'static' : 'joined',
       controllerConnected: this.controllerClient?.connected ?? false,
+      ...(this.controlProblem ? { controlProblem: this.controlProblem } : {}),
+      controllers: this.membership ? controllerAddressesOf(this.membership) : [],
       identity: this.identity.spiffeId.toString(),
       certificate: { serial: this.identity.svid.current.certificate.serialNumber, notAfter: this.identity.svid.current.notAfter.toISOString() },
       ports: this.ports,

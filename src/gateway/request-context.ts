@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { RouteRule, ServicePolicy } from '../policy/service-policy.js';
+import type { BodyRecording } from './request-body.js';
 import type { RouteEntry } from './routing-table.js';
 
 export interface ServiceAddress {
@@ -39,8 +40,10 @@ export interface RequestContext {
   ended: 'client-closed' | 'timeout' | undefined;
   /** Set by the forwarder of the current attempt: gives that attempt up (resolving it as failed). */
   abortAttempt: ((reason: 'client-closed' | 'timeout') => void) | undefined;
-  /** Some of the body reached an upstream: the request can no longer be replayed. */
+  /** Some of the body reached an upstream: a retry needs the recording (see request-body.ts). */
   bodyStarted: boolean;
+  /** The body as it went upstream, when the request may be replayed (gRPC, idempotent). */
+  bodyRecording: BodyRecording | undefined;
   /** Clusters tried so far (a retry picks another). */
   readonly tried: Set<string>;
   /** The cluster of the current attempt. */

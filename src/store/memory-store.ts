@@ -6,6 +6,7 @@ import type {
   ExportsWrite,
   Fence,
   GatewayStatusRecord,
+  ReplicaRecord,
   RestoreInput,
   Store,
   StoreSnapshot,
@@ -26,6 +27,12 @@ export interface MemoryStoreOptions {
  */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
+  /** A memory store has no connection that could be re-established. */
+  readonly connectionGeneration = 0;
+
+  get connectionUp(): boolean {
+    return !this.closed;
+  }
   private epochId: string | undefined;
   private rev = 0;
   private readonly clusters = new Map<string, ClusterRecord>();
@@ -40,6 +47,7 @@ export class MemoryStore implements Store {
   /** By `statusField(cluster, instance)`. */
   private readonly statuses = new Map<string, GatewayStatusRecord>();
   private audit: AuditEntry[] = [];
+  private readonly replicas = new Map<string, ReplicaRecord>();
   private readonly waiters = new Set<() => void>();
   private readonly changeLogLength: number;
   private readonly now: () => number;
@@ -324,6 +332,19 @@ export class MemoryStore implements Store {
     return removed;
   }
 
+  async putReplica(record: ReplicaRecord): Promise<void> {
+    this.replicas.set(record.id, { ...record });
+  }
+
+  async removeReplica(id: string): Promise<void> {
+    this.replicas.delete(id);
+  }
+
+  async listReplicas(now: number): Promise<ReplicaRecord[]> {
+    for (const [id, record] of this.replicas) if (record.expiresAt <= now) this.replicas.delete(id);
+    return [...this.replicas.values()].sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id)).map((r) => ({ ...r }));
+  }
+
   async appendAudit(entry: AuditEntry): Promise<void> {
     this.audit = [{ ...entry }, ...this.audit].slice(0, 1000);
   }
@@ -346,6 +367,7 @@ export class MemoryStore implements Store {
     }
     for (const b of input.bundles) this.bundles.set(b.trustDomain, { ...b });
     for (const p of input.policies) this.policies.set(p.key, structuredClone(p));
+    if (input.audit) this.audit = [...this.audit, ...input.audit.map((e) => ({ ...e }))].slice(0, 1000);
     this.wake();
     return { epoch: this.epochId, revision: this.rev };
   }
@@ -362,6 +384,9 @@ export class MemoryStore implements Store {
     this.locks.clear();
     this.leases.clear();
     this.statuses.clear();
+    this.tokens.clear();
+    this.audit = [];
+    this.replicas.clear();
     this.wake();
   }
 

@@ -45,6 +45,10 @@ export interface AdminServiceOptions {
   caAddress: () => string;
   caHash: string;
   defaultTokenTtlMs: number;
+  /** A stored instance status not refreshed for this long is stale, not connected. */
+  leaseTtlMs: number;
+  /** Ids of the controller replicas alive now (the replica registry): only their records are believed. */
+  liveReplicas: () => ReadonlySet<string>;
   storeReady: () => boolean;
   drillMetrics: DrillMetrics;
 }
@@ -177,7 +181,7 @@ export class AdminService {
       clusters: [...catalog.clusters.values()]
         .sort((a, b) => a.name.localeCompare(b.name))
         .map((record) => {
-          const summary = summarizeCluster(record.name, statuses, live.get(record.name), this.options.replicaId, now);
+          const summary = summarizeCluster(record.name, statuses, live.get(record.name), this.options.replicaId, now, this.options.leaseTtlMs, this.options.liveReplicas());
           return {
             info: clusterToProto(record),
             ...summary,

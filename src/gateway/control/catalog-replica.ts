@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../core/atomic-file.js';
 import { dirname, join } from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -187,9 +188,7 @@ export class CatalogReplica {
     };
     try {
       mkdirSync(dirname(file), { recursive: true });
-      const temp = `${file}.${process.pid}.tmp`;
-      writeFileSync(temp, JSON.stringify(saved));
-      renameSync(temp, file);
+      writeFileAtomic(file, JSON.stringify(saved));
     } catch (error) {
       this.options.log.error({ file, err: errorMessage(error) }, 'could not persist the catalog');
     }

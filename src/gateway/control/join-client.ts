@@ -1,7 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { join } from 'node:path';
 import { ErrorCodes, errorMessage, FedgateError, TokenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { certificateHash, hashesEqual, parseJoinToken } from '../../model/join-token.js';
@@ -14,29 +12,9 @@ import { PeerVerifier } from '../../pki/peer-verifier.js';
 import { checkServer } from '../../pki/tls-options.js';
 import { TrustBundle } from '../../pki/trust-bundle.js';
 import { TrustStore } from '../../pki/trust-store.js';
+import type { FederationMembership } from './membership.js';
 
-/** What a gateway keeps after joining: where the controller is and how to recognise it. */
-export interface FederationMembership {
-  cluster: string;
-  federation: string;
-  apiAddress: string;
-  controllerSpiffeId: string;
-  controllerCaPem: string;
-  joinedAt: number;
-}
-
-const MEMBERSHIP_FILE = 'membership.json';
-
-export function readMembership(stateDir: string): FederationMembership | undefined {
-  const file = join(stateDir, MEMBERSHIP_FILE);
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as FederationMembership;
-}
-
-export function writeMembership(stateDir: string, membership: FederationMembership): void {
-  mkdirSync(stateDir, { recursive: true });
-  writeFileSync(join(stateDir, MEMBERSHIP_FILE), `${JSON.stringify(membership, null, 2)}\n`);
-}
+export type { FederationMembership } from './membership.js';
 
 function fetchText(url: string, timeoutMs: number, maxBytes: number): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -28,6 +28,7 @@ export class HealthChecker {
   private readonly peers = new Map<string, PeerHealth>();
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(cluster: string, alive: boolean, reason: string) => void>();
+  private readonly passListeners = new Set<(cluster: string) => void>();
 
   constructor(
     private config: HealthCheckConfig,
@@ -47,6 +48,12 @@ export class HealthChecker {
   onChange(listener: (cluster: string, alive: boolean, reason: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Calls `listener` after every check the peer answered (not only on a change of state). */
+  onPass(listener: (cluster: string) => void): () => void {
+    this.passListeners.add(listener);
+    return () => this.passListeners.delete(listener);
   }
 
   /** The clusters to check; others are forgotten. */
@@ -97,6 +104,7 @@ export class HealthChecker {
           peer.misses = 0;
           peer.successes += 1;
           if (!peer.alive && peer.successes >= this.config.healthyThreshold) this.set(cluster, peer, true, `answered ${peer.successes} checks`);
+          if (peer.alive) for (const listener of this.passListeners) listener(cluster);
         },
         (error: unknown) => {
           peer.inFlight = false;

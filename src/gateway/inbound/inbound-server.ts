@@ -255,6 +255,7 @@ export class InboundServer {
       ended: undefined,
       abortAttempt: undefined,
       bodyStarted: false,
+      bodyRecording: undefined,
       tried: new Set(),
       redial: false,
       cluster: this.plane.localCluster,

@@ -3,6 +3,7 @@ import type { RetryOn } from '../../policy/service-policy.js';
 import { failure, type Outcome } from '../outcome.js';
 import type { Handler, Layer } from '../pipeline.js';
 import type { RequestContext } from '../request-context.js';
+import { canResend } from '../request-body.js';
 
 /** Envoy-style retry budget: retries in flight may not exceed a share of the requests in flight. */
 export class RetryBudget {
@@ -24,8 +25,9 @@ function shouldRetry(outcome: Outcome, retryOn: ReadonlySet<RetryOn>, ctx: Reque
     if (f.code === 'timeout') return retryOn.has('gateway-error') || retryOn.has('5xx') || retryOn.has('reset');
     return false;
   }
-  // A response can only be replaced while the request is replayable: no body, or none sent yet.
-  if (ctx.body !== null && ctx.bodyStarted) return false;
+  // A response can only be replaced while the request is replayable: no body, none sent yet, or
+  // a recorded one.
+  if (!canResend(ctx)) return false;
   const status = outcome.response.status;
   if (status === 503) return retryOn.has('unavailable') || retryOn.has('5xx') || retryOn.has('gateway-error');
   if (status === 502 || status === 504) return retryOn.has('gateway-error') || retryOn.has('5xx');
@@ -97,7 +99,7 @@ async function attemptWithin(ctx: RequestContext, next: Handler<RequestContext>,
     if (!expired || ctx.ended !== undefined) return outcome;
     if (outcome.kind === 'response') outcome.response.discard();
     // A per-try timeout leaves the overall deadline running: worth another cluster if replayable.
-    return failure('timeout', `no response within the per-try timeout of ${perTryMs}ms`, { cluster: ctx.cluster, retriable: ctx.body === null || !ctx.bodyStarted });
+    return failure('timeout', `no response within the per-try timeout of ${perTryMs}ms`, { cluster: ctx.cluster, retriable: canResend(ctx) });
   } finally {
     clearTimeout(timer);
   }

@@ -202,6 +202,7 @@ export class OutboundServer {
       ended: undefined,
       abortAttempt: undefined,
       bodyStarted: false,
+      bodyRecording: undefined,
       tried: new Set(),
       redial: false,
       cluster: undefined,

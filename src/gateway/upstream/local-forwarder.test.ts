@@ -25,6 +25,7 @@ function context(method: string, body: Readable | null): RequestContext {
     ended: undefined,
     abortAttempt: undefined,
     bodyStarted: false,
+    bodyRecording: undefined,
     tried: new Set(),
     redial: false,
     cluster: 'us-east',

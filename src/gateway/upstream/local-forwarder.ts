@@ -5,7 +5,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
-import { relayBody } from '../body-relay.js';
+import { canResend, sendRequestBody } from '../request-body.js';
 import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
@@ -140,7 +140,7 @@ class Http1Exchange implements Dispatcher.DispatchHandler {
     }
     const code = (error as NodeJS.ErrnoException).code ?? '';
     const neverSent = NEVER_SENT.has(code);
-    this.settle(failure(neverSent ? 'connect-failed' : 'upstream-reset', `${this.endpoint}: ${errorMessage(error)}`, { cluster: this.cluster, retriable: neverSent || this.ctx.body === null || !this.ctx.bodyStarted }));
+    this.settle(failure(neverSent ? 'connect-failed' : 'upstream-reset', `${this.endpoint}: ${errorMessage(error)}`, { cluster: this.cluster, retriable: neverSent || canResend(this.ctx) }));
   }
 }
 
@@ -256,8 +256,7 @@ export class LocalForwarder {
         // undici destroys the body stream it was given once sent; the client's stream (an HTTP/2
         // stream on the inbound side) must outlive it to carry the response, so it gets a copy.
         body = new PassThrough();
-        ctx.bodyStarted = true;
-        relayBody(ctx.body, body);
+        sendRequestBody(ctx, body);
       }
       pool.dispatch({ path: ctx.path, method: ctx.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body, blocking: false }, exchange);
     });
@@ -309,9 +308,9 @@ export class LocalForwarder {
         settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster, retriable: false }));
       };
       if (ctx.body) {
-        ctx.bodyStarted = true;
-        relayBody(ctx.body, stream);
-        ctx.body.once('error', () => stream.close(ErrorCode.CANCEL));
+        const first = !ctx.bodyStarted;
+        sendRequestBody(ctx, stream);
+        if (first) ctx.body.once('error', () => stream.close(ErrorCode.CANCEL));
       }
       stream.once('response', (headers: IncomingHttpHeaders) => {
         const trailers = ctx.grpc
@@ -329,7 +328,7 @@ export class LocalForwarder {
         // Every stream closes, answered or not: only an unanswered one is a failure to describe.
         if (settled) return;
         const connectError = /ECONNREFUSED|EHOSTUNREACH/.test(reason);
-        settle(failure(connectError ? 'connect-failed' : 'upstream-reset', `${target}: ${reason}`, { cluster, retriable: connectError || !ctx.bodyStarted || ctx.body === null }));
+        settle(failure(connectError ? 'connect-failed' : 'upstream-reset', `${target}: ${reason}`, { cluster, retriable: connectError || canResend(ctx) }));
       };
       stream.once('error', (error) => fail(errorMessage(error)));
       stream.once('close', () => !settled && fail(`stream closed before a response (code ${String(stream.rstCode)})`));

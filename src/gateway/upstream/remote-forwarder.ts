@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import { errorMessage } from '../../core/errors.js';
-import { relayBody } from '../body-relay.js';
+import { canResend, sendRequestBody } from '../request-body.js';
 import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
 import type { RequestContext } from '../request-context.js';
@@ -64,7 +64,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
       if (settled) return;
       // A refused stream never reached the application: always safe to retry elsewhere.
       const refused = stream.rstCode === ErrorCode.REFUSED_STREAM;
-      const replayable = refused || ctx.body === null || !ctx.bodyStarted;
+      const replayable = refused || canResend(ctx);
       const peerLost = peer.session.destroyed || peer.session.closed;
       settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: ${peerLost ? 'connection to the gateway lost' : 'stream closed'} before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable, peerLost }));
     });
@@ -85,9 +85,9 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
     });
     const body = ctx.body;
     if (body) {
-      ctx.bodyStarted = true;
-      relayBody(body, stream);
-      body.once('error', () => !stream.destroyed && stream.close(ErrorCode.CANCEL));
+      const first = !ctx.bodyStarted;
+      sendRequestBody(ctx, stream);
+      if (first) body.once('error', () => !stream.destroyed && stream.close(ErrorCode.CANCEL));
     }
   });
 }
