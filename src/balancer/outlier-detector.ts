@@ -116,6 +116,12 @@ export class OutlierDetector {
     return true;
   }
 
+  /** The clusters ejected now, with when each ejection ends and what caused it (for /config). */
+  ejections(): Array<{ cluster: string; until: number; cause: FailureCause; count: number }> {
+    const now = this.clock.now();
+    return [...this.states].filter(([, s]) => s.ejectedUntil > now).map(([cluster, s]) => ({ cluster, until: s.ejectedUntil, cause: s.ejectedBy, count: s.ejections }));
+  }
+
   /** The earliest time an ejection ends (for a timer that re-admits the cluster). */
   nextExpiry(): number | undefined {
     let next: number | undefined;

@@ -816,6 +816,11 @@ export class Gateway {
       })),
       verdicts: this.lastVerdicts,
       health: this.health.snapshot(),
+      ejections: Object.fromEntries(
+        [['*', this.outliers] as const, ...[...this.serviceOutliers].map(([service, entry]) => [service, entry.detector] as const)]
+          .map(([scope, detector]) => [scope, detector.ejections().map((e) => ({ cluster: e.cluster, until: new Date(e.until).toISOString(), cause: e.cause, ejections: e.count }))] as const)
+          .filter(([, list]) => list.length > 0),
+      ),
       blackholed: [...this.blackholes],
       defaults: this.defaults,
     };

@@ -1,9 +1,8 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
-import type { RequestContext } from './request-context.js';
-import { canResend, REPLAY_BUFFER_BYTES, sendRequestBody } from './request-body.js';
+import { canResend, REPLAY_BUFFER_BYTES, sendRequestBody, type BodyOfRequest } from './request-body.js';
 
-function context(body: Readable | null, options: { grpc?: boolean; idempotent?: boolean } = {}): RequestContext {
-  return { body, grpc: options.grpc ?? false, idempotent: options.idempotent ?? false, bodyStarted: false, bodyRecording: undefined } as unknown as RequestContext;
+function context(body: Readable | null, options: { grpc?: boolean; idempotent?: boolean } = {}): BodyOfRequest {
+  return { body, grpc: options.grpc ?? false, idempotent: options.idempotent ?? false, bodyStarted: false, bodyRecording: undefined };
 }
 
 function collect(): { sink: Writable; done: Promise<Buffer> } {

@@ -1,6 +1,14 @@
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { relayBody } from './body-relay.js';
-import type { RequestContext } from './request-context.js';
+
+/** What sending a request body reads and writes of the request: nothing else of it. */
+export interface BodyOfRequest {
+  readonly body: Readable | null;
+  readonly grpc: boolean;
+  readonly idempotent: boolean;
+  bodyStarted: boolean;
+  bodyRecording: BodyRecording | undefined;
+}
 
 /** Request bodies up to this size are kept while they go upstream, so a reset attempt can be replayed. */
 export const REPLAY_BUFFER_BYTES = 64 * 1024;
@@ -46,7 +54,7 @@ export class BodyRecording {
 }
 
 /** Whether a request may be sent again after its body went upstream: gRPC calls and idempotent methods. */
-function replayEligible(ctx: RequestContext): boolean {
+function replayEligible(ctx: BodyOfRequest): boolean {
   return ctx.grpc || ctx.idempotent;
 }
 
@@ -54,7 +62,7 @@ function replayEligible(ctx: RequestContext): boolean {
  * Sends the request body to an attempt's upstream stream: the client's stream the first time
  * (recorded when the request is eligible for a replay), the recording on a later attempt.
  */
-export function sendRequestBody(ctx: RequestContext, sink: Writable): void {
+export function sendRequestBody(ctx: BodyOfRequest, sink: Writable): void {
   const body = ctx.body;
   if (body === null) return;
   if (ctx.bodyStarted) {
@@ -68,6 +76,6 @@ export function sendRequestBody(ctx: RequestContext, sink: Writable): void {
 }
 
 /** True while another attempt could send the request again in full. */
-export function canResend(ctx: RequestContext): boolean {
+export function canResend(ctx: BodyOfRequest): boolean {
   return ctx.body === null || !ctx.bodyStarted || ctx.bodyRecording?.complete === true;
 }
