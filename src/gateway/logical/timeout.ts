@@ -1,6 +1,6 @@
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler, Layer } from '../pipeline.js';
-import { endRequest, type RequestContext } from '../request-context.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler, Layer } from '../request/pipeline.js';
+import { endRequest, type RequestContext } from '../request/request.js';
 
 /**
  * The overall timeout: until the response headers arrive, across retries. gRPC calls carry their

@@ -1,6 +1,6 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { relayBody } from './body-relay.js';
-import { endDelivery, startDelivery, type Delivery, type DirectBody } from '../http2/index.js';
+import { endDelivery, startDelivery, type Delivery, type DirectBody } from '../../http2/index.js';
 
 function slowSink(chunks: Buffer[], highWaterMark: number): Writable {
   return new Writable({

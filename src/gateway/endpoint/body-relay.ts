@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import type { DirectBody } from '../http2/index.js';
+import type { DirectBody } from '../../http2/index.js';
 
 /** Keeps what a relay moved (a request body that may need replaying). */
 export interface BodyRecorder {

@@ -9,18 +9,18 @@ import type { DiscoveryState, LocalExport, LocalExportPort } from '../../discove
 import { bindListener } from '../../pki/rotation.js';
 import { MTLS_SERVER_OPTIONS, serverSecureContext } from '../../pki/tls-options.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
-import { AuthorityMemo } from '../authority-memo.js';
+import { AuthorityMemo } from './authority-memo.js';
 import type { GatewayIdentity } from '../gateway-identity.js';
-import type { AuthorizationRequest } from '../layers/authorize.js';
-import { writeHttp2, type Completion } from '../client-writer.js';
+import type { AuthorizationRequest } from '../inbound/authorize.js';
+import { writeHttp2, type Completion } from './client-writer.js';
 import type { CatalogData } from '../control/catalog-replica.js';
 import { ErrorCode, H2ServerSession, type H2ServerStream } from '../../http2/index.js';
-import { CALLER_HEADER, forwardableHeaders, isGrpc, isIdempotent } from '../headers.js';
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler } from '../pipeline.js';
-import { endRequest, type RequestContext } from '../request-context.js';
-import type { GatewayMetrics } from '../request-metrics.js';
-import { PEER_CONNECTION } from '../upstream/peer-pool.js';
+import { CALLER_HEADER, forwardableHeaders, isGrpc, isIdempotent } from '../request/headers.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler } from '../request/pipeline.js';
+import { endRequest, type RequestContext } from '../request/request.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import { PEER_CONNECTION } from '../endpoint/peer-pool.js';
 
 /** A verified peer: the gateway of another member cluster. */
 export interface InboundPeer {

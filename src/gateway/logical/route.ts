@@ -1,10 +1,10 @@
 import { anyRequestMatches } from '../../policy/match.js';
 import type { RouteDestination, RouteRule } from '../../policy/service-policy.js';
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler, Layer } from '../pipeline.js';
-import type { RequestContext } from '../request-context.js';
-import type { GatewayMetrics } from '../request-metrics.js';
-import type { RouteEntry, RoutingTable } from '../routing-table.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler, Layer } from '../request/pipeline.js';
+import type { RequestContext } from '../request/request.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import type { RouteEntry, RoutingTable } from '../routing/routing-table.js';
 
 /**
  * Finds the RoutePolicy rule a request matches (the first, in order) before timeouts start, so a

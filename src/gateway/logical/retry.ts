@@ -1,9 +1,9 @@
 import type { Counter } from '../../admin/metrics.js';
 import type { RetryOn } from '../../policy/service-policy.js';
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler, Layer } from '../pipeline.js';
-import type { RequestContext } from '../request-context.js';
-import { canResend } from '../request-body.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler, Layer } from '../request/pipeline.js';
+import type { RequestContext } from '../request/request.js';
+import { canResend } from '../request/request-body.js';
 
 /** Envoy-style retry budget: retries in flight may not exceed a share of the requests in flight. */
 export class RetryBudget {

@@ -1,7 +1,7 @@
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler } from '../pipeline.js';
-import type { RequestContext } from '../request-context.js';
-import type { RouteEntry } from '../routing-table.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler } from '../request/pipeline.js';
+import type { RequestContext } from '../request/request.js';
+import type { RouteEntry } from '../routing/routing-table.js';
 
 export interface BalanceTargets {
   localCluster: string;

@@ -1,5 +1,5 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { SpiffeId } from '../model/spiffe-id.js';
+import { SpiffeId } from '../../model/spiffe-id.js';
 
 export interface CallerMapping {
   /** An address or a CIDR block of local callers. */

@@ -3,13 +3,13 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { CALLER_HEADER } from '../headers.js';
-import type { AuthorizationRequest } from '../layers/authorize.js';
-import type { Outcome } from '../outcome.js';
-import type { GatewayMetrics } from '../request-metrics.js';
-import type { RouteEntry, RoutingTable } from '../routing-table.js';
+import { CALLER_HEADER } from '../request/headers.js';
+import type { AuthorizationRequest } from '../inbound/authorize.js';
+import type { Outcome } from '../request/outcome.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import type { RouteEntry, RoutingTable } from '../routing/routing-table.js';
 import { ErrorCode } from '../../http2/index.js';
-import type { PeerPool } from '../upstream/peer-pool.js';
+import type { PeerPool } from '../endpoint/peer-pool.js';
 
 export interface TcpImportOptions {
   /** `name.namespace` */

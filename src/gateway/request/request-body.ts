@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import { relayBody } from './body-relay.js';
+import { relayBody } from '../endpoint/body-relay.js';
 
 /** What sending a request body reads and writes of the request: nothing else of it. */
 export interface BodyOfRequest {

@@ -1,9 +1,9 @@
 import type { FaultRule } from '../../policy/service-policy.js';
 import { anyRequestMatches } from '../../policy/match.js';
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler, Layer } from '../pipeline.js';
-import type { RequestContext } from '../request-context.js';
-import type { GatewayMetrics } from '../request-metrics.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler, Layer } from '../request/pipeline.js';
+import type { RequestContext } from '../request/request.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
 
 /** Waits `ms` unless the request ends first (client gone, overall timeout). */
 function delay(ctx: RequestContext, ms: number): Promise<void> {

@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Writable } from 'node:stream';
-import { relayBody } from './body-relay.js';
-import { ErrorCode } from '../http2/index.js';
-import { responseHeaders } from './headers.js';
-import type { Outcome } from './outcome.js';
-import { failureResponse, UPSTREAM_CLUSTER_HEADER } from './respond.js';
+import { relayBody } from '../endpoint/body-relay.js';
+import { ErrorCode } from '../../http2/index.js';
+import { responseHeaders } from '../request/headers.js';
+import type { Outcome } from '../request/outcome.js';
+import { failureResponse, UPSTREAM_CLUSTER_HEADER } from '../request/respond.js';
 
 /**
  * What an HTTP/2 response is written to: Node's ServerHttp2Stream (the outbound h2c listener) and

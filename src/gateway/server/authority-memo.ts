@@ -1,4 +1,4 @@
-import { parseClustersetAuthority } from '../model/catalog.js';
+import { parseClustersetAuthority } from '../../model/catalog.js';
 
 export interface ParsedAuthority {
   namespace: string;

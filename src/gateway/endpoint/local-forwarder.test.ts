@@ -4,8 +4,8 @@ import { Duplex, type Readable } from 'node:stream';
 import { createSilentLogger } from '../../core/logger.js';
 import type { LocalExport } from '../../discovery/provider.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
-import type { Outcome } from '../outcome.js';
-import type { RequestContext } from '../request-context.js';
+import type { Outcome } from '../request/outcome.js';
+import type { RequestContext } from '../request/request.js';
 import { LocalForwarder } from './local-forwarder.js';
 
 function context(method: string, body: Readable | null): RequestContext {

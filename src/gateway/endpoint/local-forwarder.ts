@@ -5,10 +5,10 @@ import { Pool, type Dispatcher } from 'undici';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
-import { canResend, sendRequestBody } from '../request-body.js';
-import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
-import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
-import type { RequestContext } from '../request-context.js';
+import { canResend, sendRequestBody } from '../request/request-body.js';
+import { appendHeaderFields, CALLER_HEADER } from '../request/headers.js';
+import { failure, NO_TRAILERS, type Outcome } from '../request/outcome.js';
+import type { RequestContext } from '../request/request.js';
 import { endDelivery, ErrorCode, H2ClientSession, startDelivery, type Delivery, type DirectBody, type H2ClientStream } from '../../http2/index.js';
 
 

@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import { errorMessage } from '../../core/errors.js';
-import { canResend, sendRequestBody } from '../request-body.js';
-import { appendHeaderFields, CALLER_HEADER } from '../headers.js';
-import { failure, NO_TRAILERS, type Outcome } from '../outcome.js';
-import type { RequestContext } from '../request-context.js';
+import { canResend, sendRequestBody } from '../request/request-body.js';
+import { appendHeaderFields, CALLER_HEADER } from '../request/headers.js';
+import { failure, NO_TRAILERS, type Outcome } from '../request/outcome.js';
+import type { RequestContext } from '../request/request.js';
 import { ErrorCode, type H2ClientStream } from '../../http2/index.js';
 import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
 

@@ -1,13 +1,13 @@
-import type { ClusterRecord, ServicePort } from '../model/catalog.js';
-import type { ClustersetServiceView } from '../model/clusterset.js';
-import type { Locality } from '../model/locality.js';
-import { loadBalancer, type Picker, type Target } from '../balancer/picker.js';
-import '../balancer/locality-priority.js';
-import type { OutlierDetector } from '../balancer/outlier-detector.js';
-import type { DiscoveryState, LocalExport, LocalExportPort } from '../discovery/provider.js';
-import type { RouteDestination, ServicePolicy } from '../policy/service-policy.js';
-import type { CatalogData } from './control/catalog-replica.js';
-import type { Failure } from './outcome.js';
+import type { ClusterRecord, ServicePort } from '../../model/catalog.js';
+import type { ClustersetServiceView } from '../../model/clusterset.js';
+import type { Locality } from '../../model/locality.js';
+import { loadBalancer, type Picker, type Target } from '../../balancer/picker.js';
+import '../../balancer/locality-priority.js';
+import type { OutlierDetector } from '../../balancer/outlier-detector.js';
+import type { DiscoveryState, LocalExport, LocalExportPort } from '../../discovery/provider.js';
+import type { RouteDestination, ServicePolicy } from '../../policy/service-policy.js';
+import type { CatalogData } from '../control/catalog-replica.js';
+import type { Failure } from '../request/outcome.js';
 
 /** What a clusterset service (at one port) resolves to on this gateway. */
 export interface RouteEntry {

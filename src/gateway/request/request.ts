@@ -1,8 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { RouteRule, ServicePolicy } from '../policy/service-policy.js';
+import type { RouteRule, ServicePolicy } from '../../policy/service-policy.js';
 import type { BodyRecording } from './request-body.js';
-import type { RouteEntry } from './routing-table.js';
+import type { RouteEntry } from '../routing/routing-table.js';
 
 export interface ServiceAddress {
   namespace: string;

@@ -1,4 +1,4 @@
-import { counter, gauge, histogram, HotCounter, HotHistogram, type Counter, type Gauge, type HotCounterSeries, type HotHistogramSeries, type Histogram, type Registry } from '../admin/metrics.js';
+import { counter, gauge, histogram, HotCounter, HotHistogram, type Counter, type Gauge, type HotCounterSeries, type HotHistogramSeries, type Histogram, type Registry } from '../../admin/metrics.js';
 
 /**
  * The gateway's metrics. Label sets are cached per combination: prom-client resolves labels by

@@ -5,15 +5,15 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
-import { AuthorityMemo } from '../authority-memo.js';
-import { writeHttp1, writeHttp2, type Completion } from '../client-writer.js';
+import { AuthorityMemo } from './authority-memo.js';
+import { writeHttp1, writeHttp2, type Completion } from './client-writer.js';
 import { CLIENT_PREFACE, H2ServerSession, type H2ServerStream } from '../../http2/index.js';
-import { forwardableHeaders, isGrpc, isIdempotent } from '../headers.js';
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler } from '../pipeline.js';
-import { endRequest, type RequestContext } from '../request-context.js';
-import type { GatewayMetrics } from '../request-metrics.js';
-import type { RoutingTable } from '../routing-table.js';
+import { forwardableHeaders, isGrpc, isIdempotent } from '../request/headers.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler } from '../request/pipeline.js';
+import { endRequest, type RequestContext } from '../request/request.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import type { RoutingTable } from '../routing/routing-table.js';
 
 
 export interface OutboundOptions {

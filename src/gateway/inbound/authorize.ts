@@ -1,9 +1,9 @@
 import type { Logger } from '../../core/logger.js';
 import { authorize, NO_AUTHORIZATION, type AuthorizationRules } from '../../policy/authorization.js';
-import { failure, type Outcome } from '../outcome.js';
-import type { Handler, Layer } from '../pipeline.js';
-import type { RequestContext } from '../request-context.js';
-import type { GatewayMetrics } from '../request-metrics.js';
+import { failure, type Outcome } from '../request/outcome.js';
+import type { Handler, Layer } from '../request/pipeline.js';
+import type { RequestContext } from '../request/request.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
 
 export interface AuthorizationDeps {
   /** The rules in force on this gateway for a service it serves. */

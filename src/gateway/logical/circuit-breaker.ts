@@ -1,7 +1,7 @@
 import type { Counter } from '../../admin/metrics.js';
-import { failure } from '../outcome.js';
-import type { Handler, Layer } from '../pipeline.js';
-import type { RequestContext } from '../request-context.js';
+import { failure } from '../request/outcome.js';
+import type { Handler, Layer } from '../request/pipeline.js';
+import type { RequestContext } from '../request/request.js';
 
 /**
  * Circuit breaking on requests in flight per service: past `maxRequests`, new requests get a fast
