@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadClusterFile, loadFederationDirectory } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { createRootLogger, type Logger } from '../core/logger.js';
+import { registerCertificateMetrics } from '../admin/certificate-metrics.js';
 import { createMetricsRegistry } from '../admin/metrics.js';
 import type { DiscoveryProvider } from '../discovery/provider.js';
 import { FileDiscoveryProvider } from '../discovery/file-provider.js';
@@ -43,6 +44,7 @@ export function registerGatewayCommand(program: Command, io: CliIo): void {
       const federation = cluster.spec.controller ? undefined : loadFederationDirectory(options.federationConfig ?? dirname(dirname(resolve(options.config))));
       if (federation) log.info({ root: federation.root }, 'no controller configured: static federation from federation-config');
       const gateway = new Gateway({ cluster, log, registry, federation, discovery: await discoveryFor(cluster, log), version: process.env.npm_package_version });
+      registerCertificateMetrics(registry, gateway.identity);
       await gateway.start();
       const ports = gateway.ports;
       // Lets a local drill (--mode kill) find this process; removed on a clean stop.
