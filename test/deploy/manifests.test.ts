@@ -23,6 +23,7 @@ import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models
 import { clusterFromObject, federationFromObject } from '../../src/config/load.js';
 import { isNamespaced, readKustomization, readYamlDocuments, referencedPaths, renderKustomization, type KubeObject } from './kustomize-render.js';
 import { unknownFields } from './unknown-fields.js';
+import { isMonitoringKind, monitoringFieldProblems, MONITORING_MODELS } from './prometheus-operator.js';
 
 const ROOT = process.cwd();
 const DEPLOY = join(ROOT, 'deploy');
@@ -46,6 +47,7 @@ const MODELS: Record<string, Model> = {
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  ...MONITORING_MODELS,
 };
 
 // ---- shapes used by the assertions (only what is read) ----
@@ -112,8 +114,12 @@ function walkFiles(dir: string): string[] {
 }
 
 const ALL_FILES = walkFiles(DEPLOY);
-/** Kubernetes manifests: deploy/compose holds fedgate's own config for docker-compose. */
-const YAML_FILES = ALL_FILES.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(join(DEPLOY, 'compose') + '/'));
+/**
+ * Kubernetes manifests: deploy/compose holds fedgate's own config for docker-compose, and
+ * deploy/monitoring/{rules,tests} Prometheus's rules and promtool's tests (alert-rules.test.ts).
+ */
+const NOT_MANIFESTS = ['compose', 'monitoring/rules', 'monitoring/tests'].map((d) => join(DEPLOY, d) + '/');
+const YAML_FILES = ALL_FILES.filter((f) => /\.ya?ml$/.test(f) && !NOT_MANIFESTS.some((d) => f.startsWith(d)));
 const KUSTOMIZATION_DIRS = YAML_FILES.filter((f) => f.endsWith('/kustomization.yaml')).map((f) => resolve(f, '..'));
 const PATCH_FILES = new Set(KUSTOMIZATION_DIRS.flatMap((dir) => referencedPaths(dir).filter((r) => r.role === 'patch').map((r) => r.path)));
 const RESOURCE_FILES = YAML_FILES.filter((f) => !f.endsWith('/kustomization.yaml') && !PATCH_FILES.has(f));
@@ -128,7 +134,7 @@ function validationProblems(object: KubeObject): string[] {
   } catch (error) {
     problems.push((error as Error).message);
   }
-  return [...problems, ...unknownFields(object)];
+  return [...problems, ...(isMonitoringKind(object) ? monitoringFieldProblems(object) : unknownFields(object))];
 }
 
 const rendered = new Map<string, KubeObject[]>();
@@ -199,7 +205,7 @@ describe('deploy/ files', () => {
   it('has the layout deploy/README.md describes', () => {
     const dirs = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).sort();
     expect(dirs).toEqual(
-      ['base/controller', 'base/gateway', 'base/namespace', 'base/redis', 'crds', 'join', 'overlays/controller', 'overlays/controller-external-redis', 'overlays/eu-west', 'overlays/us-east', 'overlays/us-west'].sort(),
+      ['base/controller', 'base/gateway', 'base/namespace', 'base/redis', 'crds', 'join', 'monitoring', 'overlays/controller', 'overlays/controller-external-redis', 'overlays/eu-west', 'overlays/us-east', 'overlays/us-west'].sort(),
     );
     expect(ALL_FILES.map(rel)).toEqual(expect.arrayContaining(['deploy/README.md', 'deploy/grafana/fedgate-dashboard.json']));
   });
@@ -275,8 +281,8 @@ describe.each(KUSTOMIZATION_DIRS.map((d) => [relative(DEPLOY, d)]))('kustomize b
 
 });
 
-/** Kustomizations with pods: all but the CRDs and the namespace. */
-const WORKLOAD_DIRS = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).filter((d) => d !== 'crds' && d !== 'base/namespace');
+/** Kustomizations with pods: all but the CRDs, the namespace and the monitoring objects. */
+const WORKLOAD_DIRS = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).filter((d) => d !== 'crds' && d !== 'base/namespace' && d !== 'monitoring');
 
 /**
  * ConfigMaps a kustomization uses without defining: the join Job runs against the gateway's
