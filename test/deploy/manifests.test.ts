@@ -635,6 +635,11 @@ describe('Grafana dashboard (deploy/grafana/fedgate-dashboard.json)', () => {
     'fedgate_controller_change_apply_seconds',
     'fedgate_drill_runs_total',
     'fedgate_drill_last_failover_seconds',
+    'fedgate_policy_revision',
+    'fedgate_policy_applies_total',
+    'fedgate_authz_decisions_total',
+    'fedgate_fault_injections_total',
+    'fedgate_certificate_expiry_timestamp_seconds',
   ];
 
   it('references every fedgate metric, and only metrics fedgate exports', () => {
@@ -655,6 +660,24 @@ describe('Grafana dashboard (deploy/grafana/fedgate-dashboard.json)', () => {
     expect(has(/histogram_quantile\(0\.99, sum by \(le, destination_cluster\) \(rate\(fedgate_request_duration_seconds_bucket/)).toBe(true);
     expect(has(/histogram_quantile\(0\.99, sum by \(le, destination_cluster\) \(increase\(fedgate_failover_seconds_bucket/)).toBe(true);
     expect(has(/fedgate_drill_runs_total/) && has(/by \(service, mode, outcome\)/)).toBe(true);
+  });
+
+  it('shows policy convergence, authorization decisions and injected faults', () => {
+    const all = exprs();
+    const has = (pattern: RegExp): boolean => all.some((e) => pattern.test(e));
+    // Revision in force per cluster against the newest received, gateways behind, refusals (NACKs).
+    expect(has(/min by \(cluster\) \(fedgate_policy_revision\{state="applied"/)).toBe(true);
+    expect(has(/max\(fedgate_policy_revision\{state="latest"\}\)/)).toBe(true);
+    expect(has(/fedgate_policy_revision\{state="latest"\} > ignoring\(state\) fedgate_policy_revision\{state="applied"\}/)).toBe(true);
+    expect(has(/sum by \(cluster, result\) \(increase\(fedgate_policy_applies_total/)).toBe(true);
+    // Allow/deny by serving cluster, denials by policy, refusals by calling → serving cluster.
+    expect(has(/sum by \(cluster, decision\) \(rate\(fedgate_authz_decisions_total/)).toBe(true);
+    expect(has(/sum by \(cluster, service, policy\) \(rate\(fedgate_authz_decisions_total\{decision="deny"/)).toBe(true);
+    expect(has(/sum by \(source_cluster, destination_cluster\) \(rate\(fedgate_requests_total\{direction="inbound", code=~"403\|grpc-7"/)).toBe(true);
+    // Delays and aborts by service.
+    expect(has(/sum by \(cluster, service, fault\) \(rate\(fedgate_fault_injections_total/)).toBe(true);
+    const titles = dashboard().panels.filter((p) => p.type === 'row').map((p) => p.title);
+    expect(titles).toEqual(expect.arrayContaining(['Policy convergence', 'Authorization (at the serving gateway)', 'Faults (FaultPolicy)', 'Certificates']));
   });
 
   it('is a well-formed dashboard: unique panel ids, no overlapping panels, a Prometheus data source variable', () => {
