@@ -127,7 +127,7 @@ describe('alert rules on a live federation, evaluated by Prometheus', () => {
     const firing = await Promise.all(alertExpressions().map(async ({ alert, expr }) => ({ alert, result: (await query(expr)).map((s) => s.metric) })));
     expect(firing.filter((f) => f.result.length > 0)).toEqual([]);
     await waitForQuery('ALERTS', (s) => s.length === 0, 10_000);
-  });
+  }, 120_000);
 
   it('run every query of the Grafana dashboard (valid PromQL, the panels of the live series have data)', async () => {
     const dashboard = JSON.parse(readFileSync(join(process.cwd(), 'deploy', 'grafana', 'fedgate-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
@@ -143,7 +143,7 @@ describe('alert rules on a live federation, evaluated by Prometheus', () => {
     for (const panel of ['Upstream health (remote gateways)', 'Gateway sessions by replica', 'Leaders', 'Trust bundles: time to expiry', 'Gateway certificates: time to expiry', 'Gateways behind', 'Gateways refusing (NACK)', 'CPU by process']) {
       expect({ panel, hasData: withData.has(panel) }).toEqual({ panel, hasData: true });
     }
-  });
+  }, 60_000);
 
   it('raise FedgateGatewayDown and FedgatePeerClusterUnreachable when a gateway is killed', async () => {
     await federation.cluster('us-west').process?.kill('SIGKILL');
@@ -156,5 +156,5 @@ describe('alert rules on a live federation, evaluated by Prometheus', () => {
 
     // The controller is untouched by a gateway's death.
     expect(await query('ALERTS{alertname=~"FedgateController.*"}')).toEqual([]);
-  });
+  }, 90_000);
 });
