@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadClusterFile, loadFederationDirectory } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { createRootLogger, type Logger } from '../core/logger.js';
+import { registerCertificateMetrics } from '../admin/certificate-metrics.js';
 import { createMetricsRegistry } from '../admin/metrics.js';
 import type { DiscoveryProvider } from '../discovery/provider.js';
 import { FileDiscoveryProvider } from '../discovery/file-provider.js';
@@ -56,6 +57,7 @@ export function registerGatewayCommand(program: Command, io: CliIo): void {
         throw new FedgateError(ErrorCodes.STATE_DIR_UNUSABLE, `the gateway's state dir ${cluster.stateDir} is not writable (${errorMessage(error)}); free space or fix its permissions (spec.stateDir)`);
       }
       const gateway = new Gateway({ cluster, log, registry, federation, discovery: await discoveryFor(cluster, log), version: process.env.npm_package_version });
+      registerCertificateMetrics(registry, gateway.identity);
       try {
         await gateway.start();
       } catch (error) {

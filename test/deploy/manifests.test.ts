@@ -23,6 +23,7 @@ import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models
 import { clusterFromObject, federationFromObject } from '../../src/config/load.js';
 import { isNamespaced, readKustomization, readYamlDocuments, referencedPaths, renderKustomization, type KubeObject } from './kustomize-render.js';
 import { unknownFields } from './unknown-fields.js';
+import { isMonitoringKind, monitoringFieldProblems, MONITORING_MODELS } from './prometheus-operator.js';
 
 const ROOT = process.cwd();
 const DEPLOY = join(ROOT, 'deploy');
@@ -46,6 +47,7 @@ const MODELS: Record<string, Model> = {
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  ...MONITORING_MODELS,
 };
 
 // ---- shapes used by the assertions (only what is read) ----
@@ -112,8 +114,12 @@ function walkFiles(dir: string): string[] {
 }
 
 const ALL_FILES = walkFiles(DEPLOY);
-/** Kubernetes manifests: deploy/compose holds fedgate's own config for docker-compose. */
-const YAML_FILES = ALL_FILES.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(join(DEPLOY, 'compose') + '/'));
+/**
+ * Kubernetes manifests: deploy/compose holds fedgate's own config for docker-compose, and
+ * deploy/monitoring/{rules,tests} Prometheus's rules and promtool's tests (alert-rules.test.ts).
+ */
+const NOT_MANIFESTS = ['compose', 'monitoring/rules', 'monitoring/tests'].map((d) => join(DEPLOY, d) + '/');
+const YAML_FILES = ALL_FILES.filter((f) => /\.ya?ml$/.test(f) && !NOT_MANIFESTS.some((d) => f.startsWith(d)));
 const KUSTOMIZATION_DIRS = YAML_FILES.filter((f) => f.endsWith('/kustomization.yaml')).map((f) => resolve(f, '..'));
 const PATCH_FILES = new Set(KUSTOMIZATION_DIRS.flatMap((dir) => referencedPaths(dir).filter((r) => r.role === 'patch').map((r) => r.path)));
 const RESOURCE_FILES = YAML_FILES.filter((f) => !f.endsWith('/kustomization.yaml') && !PATCH_FILES.has(f));
@@ -128,7 +134,7 @@ function validationProblems(object: KubeObject): string[] {
   } catch (error) {
     problems.push((error as Error).message);
   }
-  return [...problems, ...unknownFields(object)];
+  return [...problems, ...(isMonitoringKind(object) ? monitoringFieldProblems(object) : unknownFields(object))];
 }
 
 const rendered = new Map<string, KubeObject[]>();
@@ -199,7 +205,7 @@ describe('deploy/ files', () => {
   it('has the layout deploy/README.md describes', () => {
     const dirs = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).sort();
     expect(dirs).toEqual(
-      ['base/controller', 'base/gateway', 'base/namespace', 'base/redis', 'crds', 'join', 'overlays/controller', 'overlays/controller-external-redis', 'overlays/eu-west', 'overlays/us-east', 'overlays/us-west'].sort(),
+      ['base/controller', 'base/gateway', 'base/namespace', 'base/redis', 'crds', 'join', 'monitoring', 'overlays/controller', 'overlays/controller-external-redis', 'overlays/eu-west', 'overlays/us-east', 'overlays/us-west'].sort(),
     );
     expect(ALL_FILES.map(rel)).toEqual(expect.arrayContaining(['deploy/README.md', 'deploy/grafana/fedgate-dashboard.json']));
   });
@@ -275,8 +281,8 @@ describe.each(KUSTOMIZATION_DIRS.map((d) => [relative(DEPLOY, d)]))('kustomize b
 
 });
 
-/** Kustomizations with pods: all but the CRDs and the namespace. */
-const WORKLOAD_DIRS = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).filter((d) => d !== 'crds' && d !== 'base/namespace');
+/** Kustomizations with pods: all but the CRDs, the namespace and the monitoring objects. */
+const WORKLOAD_DIRS = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).filter((d) => d !== 'crds' && d !== 'base/namespace' && d !== 'monitoring');
 
 /**
  * ConfigMaps a kustomization uses without defining: the join Job runs against the gateway's
@@ -629,6 +635,11 @@ describe('Grafana dashboard (deploy/grafana/fedgate-dashboard.json)', () => {
     'fedgate_controller_change_apply_seconds',
     'fedgate_drill_runs_total',
     'fedgate_drill_last_failover_seconds',
+    'fedgate_policy_revision',
+    'fedgate_policy_applies_total',
+    'fedgate_authz_decisions_total',
+    'fedgate_fault_injections_total',
+    'fedgate_certificate_expiry_timestamp_seconds',
   ];
 
   it('references every fedgate metric, and only metrics fedgate exports', () => {
@@ -649,6 +660,24 @@ describe('Grafana dashboard (deploy/grafana/fedgate-dashboard.json)', () => {
     expect(has(/histogram_quantile\(0\.99, sum by \(le, destination_cluster\) \(rate\(fedgate_request_duration_seconds_bucket/)).toBe(true);
     expect(has(/histogram_quantile\(0\.99, sum by \(le, destination_cluster\) \(increase\(fedgate_failover_seconds_bucket/)).toBe(true);
     expect(has(/fedgate_drill_runs_total/) && has(/by \(service, mode, outcome\)/)).toBe(true);
+  });
+
+  it('shows policy convergence, authorization decisions and injected faults', () => {
+    const all = exprs();
+    const has = (pattern: RegExp): boolean => all.some((e) => pattern.test(e));
+    // Revision in force per cluster against the newest received, gateways behind, refusals (NACKs).
+    expect(has(/min by \(cluster\) \(fedgate_policy_revision\{state="applied"/)).toBe(true);
+    expect(has(/max\(fedgate_policy_revision\{state="latest"\}\)/)).toBe(true);
+    expect(has(/fedgate_policy_revision\{state="latest"\} > ignoring\(state\) fedgate_policy_revision\{state="applied"\}/)).toBe(true);
+    expect(has(/sum by \(cluster, result\) \(increase\(fedgate_policy_applies_total/)).toBe(true);
+    // Allow/deny by serving cluster, denials by policy, refusals by calling → serving cluster.
+    expect(has(/sum by \(cluster, decision\) \(rate\(fedgate_authz_decisions_total/)).toBe(true);
+    expect(has(/sum by \(cluster, service, policy\) \(rate\(fedgate_authz_decisions_total\{decision="deny"/)).toBe(true);
+    expect(has(/sum by \(source_cluster, destination_cluster\) \(rate\(fedgate_requests_total\{direction="inbound", code=~"403\|grpc-7"/)).toBe(true);
+    // Delays and aborts by service.
+    expect(has(/sum by \(cluster, service, fault\) \(rate\(fedgate_fault_injections_total/)).toBe(true);
+    const titles = dashboard().panels.filter((p) => p.type === 'row').map((p) => p.title);
+    expect(titles).toEqual(expect.arrayContaining(['Policy convergence', 'Authorization (at the serving gateway)', 'Faults (FaultPolicy)', 'Certificates']));
   });
 
   it('is a well-formed dashboard: unique panel ids, no overlapping panels, a Prometheus data source variable', () => {
