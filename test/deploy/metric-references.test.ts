@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createMetricsRegistry } from '../../src/admin/metrics.js';
-import { GatewayMetrics } from '../../src/gateway/request-metrics.js';
+import { GatewayMetrics } from '../../src/gateway/request/request-metrics.js';
 import { definitionsInSources, metricCatalog, PROCESS_LABELS, PROMETHEUS_METRICS, seriesNames, TARGET_LABELS, type MetricDefinition } from './metric-catalog.js';
 import { promqlReferences } from './promql-references.js';
 
