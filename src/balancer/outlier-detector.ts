@@ -122,6 +122,16 @@ export class OutlierDetector {
     return [...this.states].filter(([, s]) => s.ejectedUntil > now).map(([cluster, s]) => ({ cluster, until: s.ejectedUntil, cause: s.ejectedBy, count: s.ejections }));
   }
 
+  /** Ends every ejection whose time is up, telling the listeners (ejections end by time, not by an event). */
+  expireEnded(): void {
+    const now = this.clock.now();
+    for (const [cluster, state] of this.states) {
+      if (state.ejectedUntil === 0 || state.ejectedUntil > now) continue;
+      state.ejectedUntil = 0;
+      for (const listener of this.listeners) listener(cluster, false);
+    }
+  }
+
   /** The earliest time an ejection ends (for a timer that re-admits the cluster). */
   nextExpiry(): number | undefined {
     let next: number | undefined;

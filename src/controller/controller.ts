@@ -224,7 +224,15 @@ export class Controller {
       caHash: this.identity.caHash,
       defaultTokenTtlMs: spec.tokenTtl,
       leaseTtlMs: spec.leaseTtl,
-      liveReplicas: () => this.liveReplicaIds,
+      // Read at every status call: a replica that started since the last heartbeat counts at once.
+      liveReplicas: async () => {
+        try {
+          this.liveReplicaIds = new Set((await this.options.store.listReplicas(Date.now())).map((r) => r.id));
+        } catch {
+          // the store is away: the last known set
+        }
+        return this.liveReplicaIds;
+      },
       storeReady: () => this.storeReady,
       drillMetrics: {
         runs: counter(this.options.registry, 'fedgate_drill_runs_total', 'Drills finished, by service, mode and outcome (passed, failed, aborted)', ['service', 'mode', 'outcome']),

@@ -39,6 +39,7 @@ export const ErrorCodes = {
   DRILL_FAILED: 'FEDGATE_ERR_DRILL_FAILED',
   PROCESS_FAILED: 'FEDGATE_ERR_PROCESS_FAILED',
   USAGE: 'FEDGATE_ERR_USAGE',
+  UNAVAILABLE: 'FEDGATE_ERR_UNAVAILABLE',
   STATE_FILE_INVALID: 'FEDGATE_ERR_STATE_FILE_INVALID',
   STATE_DIR_UNUSABLE: 'FEDGATE_ERR_STATE_DIR_UNUSABLE',
 } as const;
@@ -120,7 +121,7 @@ export class StoreError extends FedgateError {}
 /** True for failures worth retrying with back-off (network, unavailable store); false for invalid input. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof FedgateError) {
-    return error.code === ErrorCodes.STORE_UNAVAILABLE || error.code === ErrorCodes.LOCK_LOST;
+    return error.code === ErrorCodes.STORE_UNAVAILABLE || error.code === ErrorCodes.LOCK_LOST || error.code === ErrorCodes.UNAVAILABLE || error.code === ErrorCodes.STORE_EPOCH_CHANGED;
   }
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code);

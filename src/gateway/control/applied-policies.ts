@@ -6,6 +6,8 @@ import type { Logger } from '../../core/logger.js';
 import type { PolicyRecord } from '../../model/catalog.js';
 import { compileForGateway, type GatewayPolicyLimits } from '../../policy/policy-set.js';
 import { PolicyIndex } from '../../policy/resolve.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import type { CatalogData } from './catalog-replica.js';
 
 export interface PolicyNack {
   /** Policy revision of the set that was refused. */
@@ -133,6 +135,15 @@ export class AppliedPolicies {
       this.options.log.warn({ file, err: errorMessage(error) }, 'could not persist the applied policy set');
     }
   }
+}
+
+/** Applies the policy set a catalog carries and counts the result (refused sets stay refused until a new one). */
+export function applyPolicySet(policies: AppliedPolicies, data: CatalogData, metrics: Pick<GatewayMetrics, 'policyApplies' | 'policyRevision'>): void {
+  const result = policies.update(data.policies, data.policyRevision);
+  if (result === 'unchanged') return;
+  metrics.policyApplies.inc({ result });
+  metrics.policyRevision.set({ state: 'applied' }, policies.appliedRevision);
+  metrics.policyRevision.set({ state: 'latest' }, policies.latestRevision);
 }
 
 function sameRecords(a: ReadonlyMap<string, PolicyRecord>, b: readonly PolicyRecord[]): boolean {

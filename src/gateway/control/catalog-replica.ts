@@ -48,6 +48,8 @@ interface PersistedCatalog {
  * controller is unreachable starts from it (static stability).
  */
 export class CatalogReplica {
+  /** The catalog of a gateway that holds none yet. */
+  static readonly EMPTY: CatalogData = EMPTY;
   private current: CatalogData = EMPTY;
   private readonly listeners = new Set<(data: CatalogData) => void>();
   private persistTimer: NodeJS.Timeout | undefined;
@@ -193,4 +195,11 @@ export class CatalogReplica {
       this.options.log.error({ file, err: errorMessage(error) }, 'could not persist the catalog');
     }
   }
+}
+
+/** The trust domains of the catalog's member clusters (those that have not left): the only ones that may bring a bundle. */
+export function memberTrustDomains(data: CatalogData): Set<string> {
+  const members = new Set<string>();
+  for (const record of data.clusters.values()) if (record.state !== 'left') members.add(record.trustDomain);
+  return members;
 }

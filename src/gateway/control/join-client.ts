@@ -7,6 +7,7 @@ import { SpiffeId } from '../../model/spiffe-id.js';
 import type { ClusterInfo, JoinResponse } from '../../proto/gen/fedgate.js';
 import { JoinClient } from '../../proto/gen/fedgate.js';
 import { channelCredentials, clientOptions, grpc } from '../../proto/grpc-transport.js';
+import { fromGrpcError } from '../../proto/grpc-errors.js';
 import { uriSans } from '../../pki/pem.js';
 import { PeerVerifier } from '../../pki/peer-verifier.js';
 import { checkServer } from '../../pki/tls-options.js';
@@ -53,7 +54,8 @@ export async function joinFederation(options: { token: string; info: ClusterInfo
   try {
     caPem = await fetchText(`http://${claims.caAddress}/ca.crt`, timeoutMs, 64 * 1024);
   } catch (error) {
-    throw new FedgateError(ErrorCodes.PROCESS_FAILED, `cannot fetch the controller CA from ${claims.caAddress}: ${errorMessage(error)}`);
+    // The controller may simply not be up yet: worth retrying, unlike a token it refuses.
+    throw new FedgateError(ErrorCodes.UNAVAILABLE, `cannot fetch the controller CA from ${claims.caAddress}: ${errorMessage(error)}`);
   }
   let ca: X509Certificate;
   try {
@@ -77,7 +79,7 @@ export async function joinFederation(options: { token: string; info: ClusterInfo
   try {
     const response = await new Promise<JoinResponse>((resolve, reject) => {
       client.join({ token: options.token, cluster: options.info, bundleJson: JSON.stringify(options.bundle.toSpiffeJson()) }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, value) =>
-        error ? reject(new FedgateError(ErrorCodes.PERMISSION_DENIED, `join refused: ${error.details || error.message}`)) : resolve(value),
+        error ? reject(fromGrpcError(error, 'join refused')) : resolve(value),
       );
     });
     options.log.info({ federation: response.federation, api: response.apiAddress }, 'joined the federation');

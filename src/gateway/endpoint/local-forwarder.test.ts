@@ -3,12 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { Duplex, type Readable } from 'node:stream';
 import { createSilentLogger } from '../../core/logger.js';
 import type { LocalExport } from '../../discovery/provider.js';
-import type { ServicePolicy } from '../../policy/service-policy.js';
 import type { Outcome } from '../request/outcome.js';
-import type { RequestContext } from '../request/request.js';
+import { RequestState, type Request } from '../request/request.js';
 import { LocalForwarder } from './local-forwarder.js';
 
-function context(method: string, body: Readable | null): RequestContext {
+function request(method: string, body: Readable | null): Request {
   return {
     direction: 'inbound',
     method,
@@ -22,17 +21,6 @@ function context(method: string, body: Readable | null): RequestContext {
     caller: 'spiffe://eu-west.example/ns/default/sa/client',
     sourceCluster: 'eu-west',
     startedAt: Date.now(),
-    ended: undefined,
-    abortAttempt: undefined,
-    bodyStarted: false,
-    bodyRecording: undefined,
-    tried: new Set(),
-    redial: false,
-    cluster: 'us-east',
-    route: undefined,
-    policy: {} as ServicePolicy,
-    rule: undefined,
-    attempts: 1,
   };
 }
 
@@ -72,7 +60,7 @@ describe('LocalForwarder (HTTP/1.1 on undici)', () => {
   });
 
   it('forwards method, authority, caller and headers, and passes status, repeated headers and body back', async () => {
-    const result = await read(await forwarder.forward(context('GET', null), exportAt(port), exportAt(port).ports[0] as never, 'us-east'));
+    const result = await read(await forwarder.forward(request('GET', null), new RequestState(), exportAt(port), exportAt(port).ports[0] as never, 'us-east'));
     expect(result.status).toBe(201);
     expect(result.headers['x-got']).toBe('GET api.default.svc.clusterset.local:8080 spiffe://eu-west.example/ns/default/sa/client yes 0');
     expect(result.headers['set-cookie']).toEqual(['a=1', 'b=2']);
@@ -82,7 +70,7 @@ describe('LocalForwarder (HTTP/1.1 on undici)', () => {
   it("sends a request body without destroying the client's stream, which still carries the response", async () => {
     // Like an inbound HTTP/2 stream: the request side ends, the response side stays open.
     const clientStream = new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() });
-    const outcome = forwarder.forward(context('POST', clientStream), exportAt(port), exportAt(port).ports[0] as never, 'us-east');
+    const outcome = forwarder.forward(request('POST', clientStream), new RequestState(), exportAt(port), exportAt(port).ports[0] as never, 'us-east');
     clientStream.push(Buffer.alloc(3000, 1));
     clientStream.push(null);
     const result = await read(await outcome);
@@ -96,12 +84,12 @@ describe('LocalForwarder (HTTP/1.1 on undici)', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const deadPort = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const outcome = await forwarder.forward(context('GET', null), exportAt(deadPort), exportAt(deadPort).ports[0] as never, 'us-east');
+    const outcome = await forwarder.forward(request('GET', null), new RequestState(), exportAt(deadPort), exportAt(deadPort).ports[0] as never, 'us-east');
     expect(outcome.kind === 'failure' && outcome.failure).toMatchObject({ code: 'connect-failed', retriable: true });
   });
 
   it('closes the pools of endpoints that stopped serving', async () => {
-    await read(await forwarder.forward(context('GET', null), exportAt(port), exportAt(port).ports[0] as never, 'us-east'));
+    await read(await forwarder.forward(request('GET', null), new RequestState(), exportAt(port), exportAt(port).ports[0] as never, 'us-east'));
     expect(forwarder.pooledEndpoints).toBeGreaterThan(0);
     // Two sweeps (100 ms apart here): the first marks the pool idle, the second closes it. Polled,
     // not slept, so a loaded machine only makes it slower.

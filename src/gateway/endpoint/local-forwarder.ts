@@ -8,7 +8,7 @@ import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
 import { canResend, sendRequestBody } from '../request/request-body.js';
 import { appendHeaderFields, CALLER_HEADER } from '../request/headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../request/outcome.js';
-import type { RequestContext } from '../request/request.js';
+import type { Request, RequestState } from '../request/request.js';
 import { endDelivery, ErrorCode, H2ClientSession, startDelivery, type Delivery, type DirectBody, type H2ClientStream } from '../../http2/index.js';
 
 
@@ -74,21 +74,22 @@ class Http1Exchange implements Dispatcher.DispatchHandler {
   private settled = false;
 
   constructor(
-    private readonly ctx: RequestContext,
+    private readonly request: Request,
+    private readonly state: RequestState,
     private readonly endpoint: string,
     private readonly cluster: string,
     private readonly resolve: (outcome: Outcome) => void,
   ) {
-    ctx.abortAttempt = (reason) => {
+    state.onAbort((reason) => {
       this.abortUpstream(new Error('attempt abandoned'));
       this.settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster, retriable: false }));
-    };
+    });
   }
 
   private settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
-    this.ctx.abortAttempt = undefined;
+    this.state.clearAbort();
     this.resolve(outcome);
   }
 
@@ -140,7 +141,7 @@ class Http1Exchange implements Dispatcher.DispatchHandler {
     }
     const code = (error as NodeJS.ErrnoException).code ?? '';
     const neverSent = NEVER_SENT.has(code);
-    this.settle(failure(neverSent ? 'connect-failed' : 'upstream-reset', `${this.endpoint}: ${errorMessage(error)}`, { cluster: this.cluster, retriable: neverSent || canResend(this.ctx) }));
+    this.settle(failure(neverSent ? 'connect-failed' : 'upstream-reset', `${this.endpoint}: ${errorMessage(error)}`, { cluster: this.cluster, retriable: neverSent || canResend(this.request, this.state) }));
   }
 }
 
@@ -210,7 +211,7 @@ export class LocalForwarder {
     }
   }
 
-  forward(ctx: RequestContext, exported: LocalExport, port: LocalExportPort, clusterName: string): Promise<Outcome> | Outcome {
+  forward(request: Request, state: RequestState, exported: LocalExport, port: LocalExportPort, clusterName: string): Promise<Outcome> | Outcome {
     const ready = this.readyOf(exported);
     if (ready.length === 0) {
       return failure('no-healthy-upstream', `${exported.name}.${exported.namespace} has no ready endpoint in ${clusterName}`, { cluster: clusterName, retriable: true });
@@ -220,8 +221,8 @@ export class LocalForwarder {
     const endpoint = ready[index] as { address: string };
     const host = endpoint.address;
     const target = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port.targetPort}` : `${host}:${port.targetPort}`;
-    if (port.protocol === 'http') return this.http1(ctx, target, clusterName);
-    return this.http2(ctx, target, clusterName);
+    if (port.protocol === 'http') return this.http1(request, state, target, clusterName);
+    return this.http2(request, state, target, clusterName);
   }
 
   /** Ready endpoints of an export; exports are replaced, never changed in place, so one list per export object. */
@@ -234,8 +235,8 @@ export class LocalForwarder {
     return ready;
   }
 
-  private http1(ctx: RequestContext, target: string, cluster: string): Promise<Outcome> | Outcome {
-    if (ctx.ended) return failure(ctx.ended === 'timeout' ? 'timeout' : 'client-closed', 'request ended', { cluster });
+  private http1(request: Request, state: RequestState, target: string, cluster: string): Promise<Outcome> | Outcome {
+    if (state.ended) return failure(state.ended === 'timeout' ? 'timeout' : 'client-closed', 'request ended', { cluster });
     const origin = `http://${target}`;
     let entry = this.pools.get(origin);
     if (!entry) {
@@ -246,19 +247,19 @@ export class LocalForwarder {
     }
     entry.used = true;
     const pool = entry.pool;
-    const headers: Record<string, string | string[] | number | undefined> = { ...ctx.headers, host: ctx.authority, [CALLER_HEADER]: ctx.caller };
+    const headers: Record<string, string | string[] | number | undefined> = { ...request.headers, host: request.authority, [CALLER_HEADER]: request.caller };
     // undici refuses `expect` (100-continue is answered by the client side, never needed upstream).
     if (headers.expect !== undefined) delete headers.expect;
     return new Promise((resolve) => {
-      const exchange = new Http1Exchange(ctx, target, cluster, resolve);
+      const exchange = new Http1Exchange(request, state, target, cluster, resolve);
       let body: PassThrough | null = null;
-      if (ctx.body) {
+      if (request.body) {
         // undici destroys the body stream it was given once sent; the client's stream (an HTTP/2
         // stream on the inbound side) must outlive it to carry the response, so it gets a copy.
         body = new PassThrough();
-        sendRequestBody(ctx, body);
+        sendRequestBody(request, state, body);
       }
-      pool.dispatch({ path: ctx.path, method: ctx.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body, blocking: false }, exchange);
+      pool.dispatch({ path: request.path, method: request.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body, blocking: false }, exchange);
     });
   }
 
@@ -284,36 +285,37 @@ export class LocalForwarder {
     return session;
   }
 
-  private http2(ctx: RequestContext, target: string, cluster: string): Promise<Outcome> | Outcome {
-    if (ctx.ended) return failure(ctx.ended === 'timeout' ? 'timeout' : 'client-closed', 'request ended', { cluster });
+  private http2(request: Request, state: RequestState, target: string, cluster: string): Promise<Outcome> | Outcome {
+    if (state.ended) return failure(state.ended === 'timeout' ? 'timeout' : 'client-closed', 'request ended', { cluster });
     return new Promise((resolve) => {
       let settled = false;
       const settle = (outcome: Outcome): void => {
         if (settled) return;
         settled = true;
-        ctx.abortAttempt = undefined;
+        state.clearAbort();
         resolve(outcome);
       };
       let stream: H2ClientStream;
       try {
-        const fields = [':method', ctx.method, ':scheme', 'http', ':authority', ctx.authority, ':path', ctx.path, CALLER_HEADER, ctx.caller];
-        appendHeaderFields(fields, ctx.headers);
-        stream = this.session(target).request(fields, ctx.body === null);
+        const fields = [':method', request.method, ':scheme', 'http', ':authority', request.authority, ':path', request.path, CALLER_HEADER, request.caller];
+        appendHeaderFields(fields, request.headers);
+        stream = this.session(target).request(fields, request.body === null);
       } catch (error) {
         settle(failure('connect-failed', `${target}: ${errorMessage(error)}`, { cluster, retriable: true }));
         return;
       }
-      ctx.abortAttempt = (reason) => {
+      state.onAbort((reason) => {
         if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
         settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster, retriable: false }));
-      };
-      if (ctx.body) {
-        const first = !ctx.bodyStarted;
-        sendRequestBody(ctx, stream);
-        if (first) ctx.body.once('error', () => stream.close(ErrorCode.CANCEL));
+      });
+      const body = request.body;
+      if (body) {
+        const first = !state.bodyStarted;
+        sendRequestBody(request, state, stream);
+        if (first) body.once('error', () => stream.close(ErrorCode.CANCEL));
       }
       stream.once('response', (headers: IncomingHttpHeaders) => {
-        const trailers = ctx.grpc
+        const trailers = request.grpc
           ? new Promise<IncomingHttpHeaders>((done) => {
               stream.once('trailers', (t: IncomingHttpHeaders) => done(t));
               stream.once('close', () => done({}));
@@ -328,7 +330,7 @@ export class LocalForwarder {
         // Every stream closes, answered or not: only an unanswered one is a failure to describe.
         if (settled) return;
         const connectError = /ECONNREFUSED|EHOSTUNREACH/.test(reason);
-        settle(failure(connectError ? 'connect-failed' : 'upstream-reset', `${target}: ${reason}`, { cluster, retriable: connectError || canResend(ctx) }));
+        settle(failure(connectError ? 'connect-failed' : 'upstream-reset', `${target}: ${reason}`, { cluster, retriable: connectError || canResend(request, state) }));
       };
       stream.once('error', (error) => fail(errorMessage(error)));
       stream.once('close', () => !settled && fail(`stream closed before a response (code ${String(stream.rstCode)})`));

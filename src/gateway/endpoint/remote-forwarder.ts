@@ -3,7 +3,7 @@ import { errorMessage } from '../../core/errors.js';
 import { canResend, sendRequestBody } from '../request/request-body.js';
 import { appendHeaderFields, CALLER_HEADER } from '../request/headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../request/outcome.js';
-import type { RequestContext } from '../request/request.js';
+import type { Attempt, Request, RequestState } from '../request/request.js';
 import { ErrorCode, type H2ClientStream } from '../../http2/index.js';
 import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
 
@@ -13,15 +13,15 @@ import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
  * as the response headers arrive, with the body still unread, so the retry layer can still replace
  * a 503 with an answer from another cluster.
  */
-export function forwardToPeer(ctx: RequestContext, pool: PeerPool): Promise<Outcome> | Outcome {
-  const acquired = pool.acquire(ctx.redial);
+export function forwardToPeer(request: Request, state: RequestState, attempt: Attempt, pool: PeerPool): Promise<Outcome> | Outcome {
+  const acquired = pool.acquire(attempt.redial);
   if (acquired instanceof Promise) {
     return acquired.then(
-      (peer) => send(ctx, pool, peer),
+      (peer) => send(request, state, pool, peer),
       (error: unknown) => acquireFailure(pool.cluster, error),
     );
   }
-  return send(ctx, pool, acquired);
+  return send(request, state, pool, acquired);
 }
 
 function acquireFailure(cluster: string, error: unknown): Outcome {
@@ -29,18 +29,18 @@ function acquireFailure(cluster: string, error: unknown): Outcome {
   return failure('connect-failed', errorMessage(error), { cluster, retriable: true });
 }
 
-function ended(ctx: RequestContext, cluster: string): Outcome {
-  return failure(ctx.ended === 'timeout' ? 'timeout' : 'client-closed', ctx.ended === 'timeout' ? 'timed out' : 'the client went away', { cluster, retriable: false });
+function ended(state: RequestState, cluster: string): Outcome {
+  return failure(state.ended === 'timeout' ? 'timeout' : 'client-closed', state.ended === 'timeout' ? 'timed out' : 'the client went away', { cluster, retriable: false });
 }
 
-function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<Outcome> | Outcome {
-  if (ctx.ended) {
+function send(request: Request, state: RequestState, pool: PeerPool, peer: PeerSession): Promise<Outcome> | Outcome {
+  if (state.ended) {
     pool.release(peer);
-    return ended(ctx, pool.cluster);
+    return ended(state, pool.cluster);
   }
   let stream: H2ClientStream;
   try {
-    stream = peer.session.request(requestFields(ctx), ctx.body === null);
+    stream = peer.session.request(requestFields(request), request.body === null);
   } catch (error) {
     pool.release(peer);
     return failure('connect-failed', `cannot open a stream to ${pool.cluster}: ${errorMessage(error)}`, { cluster: pool.cluster, retriable: true });
@@ -50,13 +50,13 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
     const settle = (outcome: Outcome): void => {
       if (settled) return;
       settled = true;
-      ctx.abortAttempt = undefined;
+      state.clearAbort();
       resolve(outcome);
     };
-    ctx.abortAttempt = (reason) => {
+    state.onAbort((reason) => {
       if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
       settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster: pool.cluster, retriable: false }));
-    };
+    });
     // Errors after the response belong to whoever reads the body; this keeps them from crashing.
     stream.on('error', noop);
     stream.once('close', () => {
@@ -64,7 +64,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
       if (settled) return;
       // A refused stream never reached the application: always safe to retry elsewhere.
       const refused = stream.rstCode === ErrorCode.REFUSED_STREAM;
-      const replayable = refused || canResend(ctx);
+      const replayable = refused || canResend(request, state);
       const peerLost = peer.session.destroyed || peer.session.closed;
       settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: ${peerLost ? 'connection to the gateway lost' : 'stream closed'} before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable, peerLost }));
     });
@@ -75,7 +75,7 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
           status: Number(responseHeaders[':status']),
           headers: responseHeaders,
           body: stream,
-          trailers: ctx.grpc ? trailersOf(stream) : NO_TRAILERS,
+          trailers: request.grpc ? trailersOf(stream) : NO_TRAILERS,
           cluster: pool.cluster,
           discard: () => {
             if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
@@ -83,10 +83,10 @@ function send(ctx: RequestContext, pool: PeerPool, peer: PeerSession): Promise<O
         },
       });
     });
-    const body = ctx.body;
+    const body = request.body;
     if (body) {
-      const first = !ctx.bodyStarted;
-      sendRequestBody(ctx, stream);
+      const first = !state.bodyStarted;
+      sendRequestBody(request, state, stream);
       if (first) body.once('error', () => !stream.destroyed && stream.close(ErrorCode.CANCEL));
     }
   });
@@ -100,9 +100,9 @@ function trailersOf(stream: H2ClientStream): Promise<IncomingHttpHeaders> {
 }
 
 /** The request's header block as the HTTP/2 client takes it: pseudo-headers first, then the rest. */
-function requestFields(ctx: RequestContext): string[] {
-  const fields = [':method', ctx.method, ':scheme', 'https', ':authority', ctx.authority, ':path', ctx.path, CALLER_HEADER, ctx.caller];
-  appendHeaderFields(fields, ctx.headers);
+function requestFields(request: Request): string[] {
+  const fields = [':method', request.method, ':scheme', 'https', ':authority', request.authority, ':path', request.path, CALLER_HEADER, request.caller];
+  appendHeaderFields(fields, request.headers);
   return fields;
 }
 

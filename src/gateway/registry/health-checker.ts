@@ -1,6 +1,14 @@
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 
+import type { GatewayDefaults } from '../../config/federation-config.js';
+
+/** The health-check settings of the federation's defaults. */
+export function healthCheckConfig(defaults: GatewayDefaults): HealthCheckConfig {
+  const h = defaults.healthCheck;
+  return { intervalMs: h.interval, timeoutMs: h.timeout, unhealthyThreshold: h.unhealthyThreshold, healthyThreshold: h.healthyThreshold };
+}
+
 export interface HealthCheckConfig {
   intervalMs: number;
   timeoutMs: number;
@@ -63,6 +71,13 @@ export class HealthChecker {
     for (const cluster of wanted) {
       if (!this.peers.has(cluster)) this.peers.set(cluster, { alive: true, misses: 0, successes: 0, lastError: '', lastRttMs: undefined, changedAt: Date.now(), inFlight: false });
     }
+  }
+
+  /** Peers that fail their checks now. */
+  unhealthy(): Set<string> {
+    const down = new Set<string>();
+    for (const [cluster, peer] of this.peers) if (!peer.alive) down.add(cluster);
+    return down;
   }
 
   isAlive(cluster: string): boolean {

@@ -1,9 +1,14 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { canResend, REPLAY_BUFFER_BYTES, sendRequestBody, type BodyOfRequest } from './request-body.js';
+import { canResend as canResendOf, REPLAY_BUFFER_BYTES, sendRequestBody as sendOf, type BodyFacts, type BodyProgress } from './request-body.js';
 
-function context(body: Readable | null, options: { grpc?: boolean; idempotent?: boolean } = {}): BodyOfRequest {
+type Context = BodyFacts & BodyProgress;
+
+function context(body: Readable | null, options: { grpc?: boolean; idempotent?: boolean } = {}): Context {
   return { body, grpc: options.grpc ?? false, idempotent: options.idempotent ?? false, bodyStarted: false, bodyRecording: undefined };
 }
+
+const sendRequestBody = (ctx: Context, sink: Writable): void => sendOf(ctx, ctx, sink);
+const canResend = (ctx: Context): boolean => canResendOf(ctx, ctx);
 
 function collect(): { sink: Writable; done: Promise<Buffer> } {
   const chunks: Buffer[] = [];

@@ -1,11 +1,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { relayBody } from '../endpoint/body-relay.js';
 
-/** What sending a request body reads and writes of the request: nothing else of it. */
-export interface BodyOfRequest {
+/** What sending a request body reads of the request. */
+export interface BodyFacts {
   readonly body: Readable | null;
   readonly grpc: boolean;
   readonly idempotent: boolean;
+}
+
+/** What sending a request body records of its progress (RequestState). */
+export interface BodyProgress {
   bodyStarted: boolean;
   bodyRecording: BodyRecording | undefined;
 }
@@ -54,28 +58,28 @@ export class BodyRecording {
 }
 
 /** Whether a request may be sent again after its body went upstream: gRPC calls and idempotent methods. */
-function replayEligible(ctx: BodyOfRequest): boolean {
-  return ctx.grpc || ctx.idempotent;
+function replayEligible(request: BodyFacts): boolean {
+  return request.grpc || request.idempotent;
 }
 
 /**
  * Sends the request body to an attempt's upstream stream: the client's stream the first time
  * (recorded when the request is eligible for a replay), the recording on a later attempt.
  */
-export function sendRequestBody(ctx: BodyOfRequest, sink: Writable): void {
-  const body = ctx.body;
+export function sendRequestBody(request: BodyFacts, progress: BodyProgress, sink: Writable): void {
+  const body = request.body;
   if (body === null) return;
-  if (ctx.bodyStarted) {
-    if (ctx.bodyRecording?.complete) ctx.bodyRecording.replayTo(sink);
+  if (progress.bodyStarted) {
+    if (progress.bodyRecording?.complete) progress.bodyRecording.replayTo(sink);
     else sink.destroy(new Error('the request body was already sent and cannot be replayed'));
     return;
   }
-  ctx.bodyStarted = true;
-  if (replayEligible(ctx)) ctx.bodyRecording = new BodyRecording(REPLAY_BUFFER_BYTES);
-  relayBody(body, sink, ctx.bodyRecording);
+  progress.bodyStarted = true;
+  if (replayEligible(request)) progress.bodyRecording = new BodyRecording(REPLAY_BUFFER_BYTES);
+  relayBody(body, sink, progress.bodyRecording);
 }
 
 /** True while another attempt could send the request again in full. */
-export function canResend(ctx: BodyOfRequest): boolean {
-  return ctx.body === null || !ctx.bodyStarted || ctx.bodyRecording?.complete === true;
+export function canResend(request: BodyFacts, progress: BodyProgress): boolean {
+  return request.body === null || !progress.bodyStarted || progress.bodyRecording?.complete === true;
 }

@@ -1,13 +1,11 @@
 import type { ClusterRecord, ServicePort } from '../../model/catalog.js';
 import type { ClustersetServiceView } from '../../model/clusterset.js';
-import type { Locality } from '../../model/locality.js';
 import { loadBalancer, type Picker, type Target } from '../../balancer/picker.js';
 import '../../balancer/locality-priority.js';
-import type { OutlierDetector } from '../../balancer/outlier-detector.js';
-import type { DiscoveryState, LocalExport, LocalExportPort } from '../../discovery/provider.js';
+import type { LocalExport, LocalExportPort } from '../../discovery/provider.js';
 import type { RouteDestination, ServicePolicy } from '../../policy/service-policy.js';
-import type { CatalogData } from '../control/catalog-replica.js';
 import type { Failure } from '../request/outcome.js';
+import type { ControlView } from '../view/control-view.js';
 
 /** What a clusterset service (at one port) resolves to on this gateway. */
 export interface RouteEntry {
@@ -29,57 +27,43 @@ export interface RouteEntry {
   subsets: Map<string, { picker: Picker; clusters: readonly string[] }>;
 }
 
-export interface RoutingInputs {
-  catalog: () => CatalogData;
-  discovery: () => DiscoveryState;
-  alive: (cluster: string) => boolean;
-  /** The outlier detector of a service: its own when a policy configures one, else the gateway's. */
-  outliers: (service: string, policy: ServicePolicy) => OutlierDetector;
-  policyFor: (namespace: string, name: string) => ServicePolicy;
-  balancer?: string;
-}
-
 /**
- * Resolves clusterset services to targets and pickers. Entries are built on first use and thrown
- * away whenever an input changes (catalog, local exports, health, ejections, policies), so a
- * request never pays for more than one rebuild and the picker it uses is always current.
+ * Resolves clusterset services to targets and pickers: a function of the control view and nothing
+ * else. Entries are built on first use and kept while the view is the same; a new view (catalog,
+ * local exports, health, ejections, policies) starts a fresh set, so a request never pays for
+ * more than one build and the picker it uses is always that of the view it started under.
  */
 export class RoutingTable {
-  private readonly entries = new Map<string, RouteEntry>();
-  private version = 0;
+  private entries = new Map<string, RouteEntry>();
+  private builtFor = -1;
 
-  constructor(
-    private readonly local: Locality & { labels?: Readonly<Record<string, string>> },
-    private readonly inputs: RoutingInputs,
-  ) {}
+  constructor(private readonly balancer = 'locality-priority') {}
 
-  get generation(): number {
-    return this.version;
-  }
-
-  invalidate(): void {
-    this.entries.clear();
-    this.version += 1;
-  }
-
-  resolve(namespace: string, name: string, port: number | undefined): RouteEntry | Failure {
-    return this.resolveKey(`${namespace}/${name}:${port ?? ''}`, namespace, name, port);
+  resolve(view: ControlView, namespace: string, name: string, port: number | undefined): RouteEntry | Failure {
+    return this.resolveKey(view, `${namespace}/${name}:${port ?? ''}`, namespace, name, port);
   }
 
   /** resolve() with the entry key (`namespace/name:port`) already built: the request path reuses one per authority. */
-  resolveKey(cacheKey: string, namespace: string, name: string, port: number | undefined): RouteEntry | Failure {
+  resolveKey(view: ControlView, cacheKey: string, namespace: string, name: string, port: number | undefined): RouteEntry | Failure {
+    if (view.version !== this.builtFor) {
+      // A request that started under an older view may still ask: it gets an entry of its own view, uncached.
+      if (view.version < this.builtFor) return this.build(view, namespace, name, port);
+      this.entries = new Map();
+      this.builtFor = view.version;
+    }
     const cached = this.entries.get(cacheKey);
     if (cached) return cached;
-    const built = this.build(namespace, name, port);
+    const built = this.build(view, namespace, name, port);
     if ('targets' in built) this.entries.set(cacheKey, built);
     return built;
   }
 
-  private build(namespace: string, name: string, requestedPort: number | undefined): RouteEntry | Failure {
+  private build(control: ControlView, namespace: string, name: string, requestedPort: number | undefined): RouteEntry | Failure {
     const key = `${namespace}/${name}`;
-    const catalog = this.inputs.catalog();
+    const catalog = control.catalog;
+    const local = control.local;
     const view: ClustersetServiceView | undefined = catalog.services.get(key);
-    const localExport = this.inputs.discovery().exports.get(key);
+    const localExport = control.localExports.exports.get(key);
     if (!view && !localExport) {
       return { code: 'no-route', message: `no cluster exports ${name}.${namespace}.svc.clusterset.local`, retriable: false };
     }
@@ -95,27 +79,26 @@ export class RoutingTable {
         ? { code: 'bad-request', message: `${name}.${namespace} has ports ${known}; name one in the authority (name.namespace.svc.clusterset.local:port)`, retriable: false }
         : { code: 'port-not-exported', message: `${name}.${namespace} has no port ${requestedPort} (ports: ${known})`, retriable: false };
     }
-    const policy = this.inputs.policyFor(namespace, name);
-    const outliers = this.inputs.outliers(key, policy);
+    const policy = control.servicePolicy(namespace, name);
     const targets: Target[] = [];
     const clusters = new Map<string, ClusterRecord>();
     const localPort = localExport?.ports.find((p) => p.port === port.port);
     if (localExport && localPort) {
       const ready = localExport.endpoints.filter((e) => e.ready).length;
-      const record = catalog.clusters.get(this.local.cluster);
+      const record = catalog.clusters.get(local.cluster);
       targets.push({
-        cluster: this.local.cluster,
-        locality: this.local,
+        cluster: local.cluster,
+        locality: local,
         readyEndpoints: ready,
         totalEndpoints: localExport.endpoints.length,
         draining: record?.state === 'draining',
         alive: true,
         // Local endpoints can fail too (a crashed pod before its readiness changes): eject them like a peer.
-        ejected: outliers.isEjected(this.local.cluster),
+        ejected: control.isEjected(key, local.cluster),
       });
     }
     for (const exporter of view?.exporters ?? []) {
-      if (exporter.cluster === this.local.cluster) continue;
+      if (exporter.cluster === local.cluster) continue;
       if (!exporter.ports.some((p) => p.port === port.port)) continue;
       const record = catalog.clusters.get(exporter.cluster);
       if (!record || record.state === 'left') continue;
@@ -127,17 +110,17 @@ export class RoutingTable {
         totalEndpoints: exporter.totalEndpoints,
         // Control-plane reachability (lease) says nothing about the data plane: active health checks decide.
         draining: record.state === 'draining',
-        alive: this.inputs.alive(exporter.cluster),
-        ejected: outliers.isEjected(exporter.cluster),
+        alive: !control.unhealthy.has(exporter.cluster),
+        ejected: control.isEjected(key, exporter.cluster),
       });
     }
     if (policy.failover.distribute) applyShares(targets, policy.failover.distribute);
-    const picker = this.pickerOf(targets, policy);
+    const picker = this.pickerOf(local, targets, policy);
     return { key, namespace, name, port, authority: `${name}.${namespace}.svc.clusterset.local:${port.port}`, targets, picker, policy, localExport, localPort, clusters, subsets: new Map() };
   }
 
-  private pickerOf(targets: readonly Target[], policy: ServicePolicy): Picker {
-    return loadBalancer(this.inputs.balancer ?? 'locality-priority').picker(targets, this.local, {
+  private pickerOf(local: ControlView['local'], targets: readonly Target[], policy: ServicePolicy): Picker {
+    return loadBalancer(this.balancer).picker(targets, local, {
       overprovisioningFactor: policy.failover.overprovisioningFactor,
       panicThreshold: policy.failover.panicThreshold,
       failoverRegions: policy.failover.regionOrder,
@@ -148,19 +131,19 @@ export class RoutingTable {
    * A picker over the clusters of a route destination: one cluster by name, or every cluster whose
    * labels include the destination's. Within them, locality and health still decide.
    */
-  destination(route: RouteEntry, destination: RouteDestination): { picker: Picker; clusters: readonly string[] } {
+  destination(control: ControlView, route: RouteEntry, destination: RouteDestination): { picker: Picker; clusters: readonly string[] } {
     const key = destination.cluster !== undefined ? `cluster=${destination.cluster}` : Object.entries(destination.clusterLabels ?? {}).map(([k, v]) => `${k}=${v}`).sort().join(',');
     let subset = route.subsets.get(key);
     if (!subset) {
-      const catalog = this.inputs.catalog();
+      const catalog = control.catalog;
       const selected = route.targets.filter((t) => {
         if (destination.cluster !== undefined) return t.cluster === destination.cluster;
-        const labels = catalog.clusters.get(t.cluster)?.labels ?? (t.cluster === this.local.cluster ? this.local.labels : undefined) ?? {};
+        const labels = catalog.clusters.get(t.cluster)?.labels ?? (t.cluster === control.local.cluster ? control.local.labels : undefined) ?? {};
         return Object.entries(destination.clusterLabels ?? {}).every(([k, v]) => labels[k] === v);
       });
       // Shares from a distribute rule describe the whole service, not one destination of a split.
       const plain = selected.map((t) => (t.share === undefined ? t : { ...t, share: undefined }));
-      subset = { picker: this.pickerOf(plain, route.policy), clusters: plain.map((t) => t.cluster) };
+      subset = { picker: this.pickerOf(control.local, plain, route.policy), clusters: plain.map((t) => t.cluster) };
       route.subsets.set(key, subset);
     }
     return subset;

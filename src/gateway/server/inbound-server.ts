@@ -1,50 +1,23 @@
 import type { IncomingHttpHeaders } from 'node:http2';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { SpiffeId } from '../../model/spiffe-id.js';
-import type { DiscoveryState, LocalExport, LocalExportPort } from '../../discovery/provider.js';
+import type { SpiffeId } from '../../model/spiffe-id.js';
 import { bindListener } from '../../pki/rotation.js';
 import { MTLS_SERVER_OPTIONS, serverSecureContext } from '../../pki/tls-options.js';
-import type { ServicePolicy } from '../../policy/service-policy.js';
-import { AuthorityMemo } from './authority-memo.js';
-import type { GatewayIdentity } from '../gateway-identity.js';
-import type { AuthorizationRequest } from '../inbound/authorize.js';
-import { writeHttp2, type Completion } from './client-writer.js';
-import type { CatalogData } from '../control/catalog-replica.js';
-import { ErrorCode, H2ServerSession, type H2ServerStream } from '../../http2/index.js';
-import { CALLER_HEADER, forwardableHeaders, isGrpc, isIdempotent } from '../request/headers.js';
-import { failure, type Outcome } from '../request/outcome.js';
-import type { Handler } from '../request/pipeline.js';
-import { endRequest, type RequestContext } from '../request/request.js';
-import type { GatewayMetrics } from '../request/request-metrics.js';
+import { H2ServerSession, type H2ServerStream } from '../../http2/index.js';
 import { PEER_CONNECTION } from '../endpoint/peer-pool.js';
-
-/** A verified peer: the gateway of another member cluster. */
-export interface InboundPeer {
-  id: SpiffeId;
-  /** `id` as a string, computed once per session. */
-  spiffeId: string;
-  cluster: string;
-  /** Caller identities this peer asserted, checked once each (a peer asserts the same few on every request). */
-  callers: Map<string, string | null>;
-}
-
-const MAX_CALLERS_PER_PEER = 1024;
-
-/** The identity a peer may assert for its caller, normalized; undefined when it is outside the peer's trust domain. */
-function acceptedCaller(peer: InboundPeer, asserted: string): string | undefined {
-  let accepted = peer.callers.get(asserted);
-  if (accepted === undefined) {
-    const id = SpiffeId.tryParse(asserted);
-    accepted = id && id.memberOf(peer.id.trustDomain) ? id.toString() : null;
-    if (peer.callers.size >= MAX_CALLERS_PER_PEER) peer.callers.clear();
-    peer.callers.set(asserted, accepted);
-  }
-  return accepted ?? undefined;
-}
+import type { GatewayIdentity } from '../gateway-identity.js';
+import type { InboundPeer, InboundStream } from '../inbound/inbound-stream.js';
+import { isGrpc } from '../request/headers.js';
+import { failure } from '../request/outcome.js';
+import type { Handler } from '../request/pipeline.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import type { ControlView } from '../view/control-view.js';
+import { AuthorityMemo } from './authority-memo.js';
+import { writeHttp2, type Completion } from './client-writer.js';
 
 export interface InboundOptions {
   listen: string;
@@ -59,15 +32,10 @@ export interface InboundOptions {
 export interface InboundPlane {
   localCluster: string;
   identity: GatewayIdentity;
-  catalog: () => CatalogData;
-  discovery: () => DiscoveryState;
-  policyFor: (namespace: string, name: string) => ServicePolicy;
-  /** Inbound pipeline: authorization around the local forward. */
-  pipeline: Handler<RequestContext>;
-  /** Authorization of a TCP tunnel (checked as method CONNECT with an empty path). */
-  authorize: (request: AuthorizationRequest) => Outcome | undefined;
-  /** Services this gateway stops answering for (drills). */
-  blackholed: (key: string) => boolean;
+  /** The control view a stream is served under (read when it arrives). */
+  view: () => ControlView;
+  /** Every stream from a peer: identity, export, blackhole, authorization, local endpoint. */
+  handler: Handler<InboundStream>;
   metrics: GatewayMetrics;
   log: Logger;
 }
@@ -128,8 +96,8 @@ export class InboundServer {
   }
 
   /** Closes sessions of peers that are no longer members (a cluster left or was removed). */
-  dropDepartedPeers(): void {
-    const clusters = this.plane.catalog().clusters;
+  dropDepartedPeers(view: ControlView): void {
+    const clusters = view.catalog.clusters;
     for (const [session, peer] of this.sessions) {
       if (clusters.get(peer.cluster)?.trustDomain !== peer.id.trustDomain) {
         this.plane.log.info({ cluster: peer.cluster }, 'closing the connection of a cluster that left');
@@ -153,7 +121,7 @@ export class InboundServer {
       return;
     }
     const cluster = id.gatewayCluster;
-    const record = cluster ? this.plane.catalog().clusters.get(cluster) : undefined;
+    const record = cluster ? this.plane.view().catalog.clusters.get(cluster) : undefined;
     if (!cluster) {
       this.reject(socket, 'not-a-gateway', `${id.toString()} is not a gateway identity`);
       return;
@@ -190,129 +158,37 @@ export class InboundServer {
     const grpc = isGrpc(headers['content-type']);
     const authority = String(headers[':authority'] ?? '');
     const address = this.authorities.parse(authority);
-    let serviceKey = 'unknown';
+    const serviceKey = address?.key ?? 'unknown';
     const done = (completion: Completion): void => {
       const code = completion.grpcStatus !== undefined ? `grpc-${completion.grpcStatus}` : String(completion.status);
       this.plane.metrics.request('inbound', peer.cluster, this.plane.localCluster, serviceKey, code, (performance.now() - started) / 1000);
     };
-    const refuse = (outcome: Outcome): void => writeHttp2(stream, outcome, grpc, done);
     if (!address || address.port === undefined) {
-      refuse(failure('no-route', `"${authority}" is not a clusterset service address with a port`));
+      writeHttp2(stream, failure('no-route', `"${authority}" is not a clusterset service address with a port`), grpc, done);
       return;
     }
-    serviceKey = address.key;
-    const exported = this.plane.discovery().exports.get(serviceKey);
-    if (!exported) {
-      refuse(failure('service-not-exported', `${address.name}.${address.namespace} is not exported by ${this.plane.localCluster}`));
-      return;
-    }
-    const port = exported.ports.find((p) => p.port === address.port);
-    if (!port) {
-      refuse(failure('port-not-exported', `${address.name}.${address.namespace} exports no port ${address.port}`));
-      return;
-    }
-    if (exported.consumers.length > 0 && !exported.consumers.includes(peer.cluster)) {
-      refuse(failure('consumer-not-allowed', `${address.name}.${address.namespace} is exported to ${exported.consumers.join(', ')} only, not to ${peer.cluster}`));
-      return;
-    }
-    if (this.plane.blackholed(serviceKey)) {
-      // A blackhole answers nothing: the caller sees what a dead network path looks like.
-      stream.once('close', () => done({ status: 0, cluster: this.plane.localCluster, failureCode: 'blackholed' }));
-      return;
-    }
-    // A peer of trust domain A may only assert identities of trust domain A.
-    let caller = peer.spiffeId;
-    const asserted = headers[CALLER_HEADER];
-    if (typeof asserted === 'string' && asserted !== '') {
-      const accepted = acceptedCaller(peer, asserted);
-      if (accepted === undefined) {
-        this.plane.log.warn({ cluster: peer.cluster, asserted }, 'peer asserted an identity outside its trust domain');
-        refuse(failure('identity-rejected', `the gateway of ${peer.cluster} may only assert identities of ${peer.id.trustDomain}`));
-        return;
-      }
-      caller = accepted;
-    }
-    if (headers[':method'] === 'CONNECT') {
-      this.tunnel(stream, exported, port, caller, peer.cluster, done);
-      return;
-    }
-    const hasBody = !endStream;
     const method = String(headers[':method'] ?? 'GET');
-    const policy = this.plane.policyFor(exported.namespace, exported.name);
-    const ctx: RequestContext = {
-      direction: 'inbound',
+    const inbound: InboundStream = {
+      view: this.plane.view(),
+      peer,
+      stream,
+      headers,
+      endStream,
       method,
-      path: String(headers[':path'] ?? '/'),
-      authority: `${exported.name}.${exported.namespace}.svc.clusterset.local:${port.port}`,
-      service: { namespace: exported.namespace, name: exported.name, port: port.port, key: serviceKey },
-      headers: forwardableHeaders(headers),
-      body: hasBody ? stream : null,
+      path: method === 'CONNECT' ? '' : String(headers[':path'] ?? '/'),
       grpc,
-      idempotent: isIdempotent(method),
-      caller,
-      sourceCluster: peer.cluster,
-      startedAt: Date.now(),
-      ended: undefined,
-      abortAttempt: undefined,
-      bodyStarted: false,
-      bodyRecording: undefined,
-      tried: new Set(),
-      redial: false,
-      cluster: this.plane.localCluster,
-      route: undefined,
-      policy,
-      rule: undefined,
-      attempts: 1,
+      service: { namespace: address.namespace, name: address.name, port: address.port, key: address.key },
     };
-    stream.once('close', () => endRequest(ctx, 'client-closed'));
-    this.plane.pipeline(ctx).then(
-      (outcome) => writeHttp2(stream, outcome, grpc, done),
+    this.plane.handler(inbound).then(
+      (outcome) => {
+        // A blackhole answered nothing, on purpose: count it, write nothing.
+        if (outcome.kind === 'failure' && outcome.failure.code === 'blackholed') done({ status: 0, cluster: this.plane.localCluster, failureCode: 'blackholed' });
+        else writeHttp2(stream, outcome, grpc, done);
+      },
       (error: unknown) => {
         this.plane.log.error({ service: serviceKey, err: errorMessage(error) }, 'inbound request failed unexpectedly');
         writeHttp2(stream, failure('upstream-reset', 'internal error in the gateway'), grpc, done);
       },
     );
-  }
-
-  /** A TCP export: the CONNECT stream becomes a byte pipe to a local endpoint, half-close included. */
-  private tunnel(stream: H2ServerStream, exported: LocalExport, port: LocalExportPort, caller: string, sourceCluster: string, done: (c: Completion) => void): void {
-    const service = `${exported.namespace}/${exported.name}`;
-    const denied = this.plane.authorize({ service: { namespace: exported.namespace, name: exported.name, port: port.port, key: service }, caller, sourceCluster, method: 'CONNECT', path: '' });
-    if (denied) {
-      writeHttp2(stream, denied, false, done);
-      return;
-    }
-    if (port.protocol !== 'tcp') {
-      writeHttp2(stream, failure('bad-request', `port ${port.port} of ${exported.name}.${exported.namespace} is ${port.protocol}, not tcp`), false, done);
-      return;
-    }
-    const ready = exported.endpoints.filter((e) => e.ready);
-    const endpoint = ready[Math.floor(Math.random() * ready.length)];
-    if (!endpoint) {
-      writeHttp2(stream, failure('no-healthy-upstream', `${exported.name}.${exported.namespace} has no ready endpoint`), false, done);
-      return;
-    }
-    const socket = netConnect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
-    socket.once('connect', () => {
-      if (stream.destroyed) {
-        socket.destroy();
-        return;
-      }
-      stream.respond({ ':status': 200 });
-      stream.pipe(socket);
-      socket.pipe(stream);
-      this.plane.metrics.tcpConnections.inc({ service, destination_cluster: this.plane.localCluster, result: 'connected' });
-    });
-    socket.once('error', (error) => {
-      if (!stream.headersSent) {
-        writeHttp2(stream, failure('connect-failed', `${endpoint.address}:${port.targetPort}: ${errorMessage(error)}`), false, done);
-        return;
-      }
-      stream.close(ErrorCode.CONNECT_ERROR);
-    });
-    stream.once('close', () => {
-      socket.destroy();
-      if (stream.headersSent) done({ status: 200, cluster: this.plane.localCluster });
-    });
   }
 }

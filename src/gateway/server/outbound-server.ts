@@ -4,14 +4,15 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import type { ServicePolicy } from '../../policy/service-policy.js';
 import { AuthorityMemo } from './authority-memo.js';
 import { writeHttp1, writeHttp2, type Completion } from './client-writer.js';
 import { CLIENT_PREFACE, H2ServerSession, type H2ServerStream } from '../../http2/index.js';
 import { forwardableHeaders, isGrpc, isIdempotent } from '../request/headers.js';
 import { failure, type Outcome } from '../request/outcome.js';
 import type { Handler } from '../request/pipeline.js';
-import { endRequest, type RequestContext } from '../request/request.js';
+import { RequestState, type Request } from '../request/request.js';
+import type { OutboundExchange } from '../logical/outbound-exchange.js';
+import type { ControlView } from '../view/control-view.js';
 import type { GatewayMetrics } from '../request/request-metrics.js';
 import type { RoutingTable } from '../routing/routing-table.js';
 
@@ -31,8 +32,10 @@ export interface OutboundPlane {
   /** The identity this gateway asserts for a local caller at this address. */
   callerIdentity: (remoteAddress: string | undefined) => string;
   routing: RoutingTable;
-  defaultPolicy: () => ServicePolicy;
-  pipeline: Handler<RequestContext>;
+  /** The control view a request is served under (read when it arrives). */
+  view: () => ControlView;
+  /** The logical stages and everything below them. */
+  handler: Handler<OutboundExchange>;
   metrics: GatewayMetrics;
   log: Logger;
 }
@@ -124,10 +127,10 @@ export class OutboundServer {
     const headers = req.headers;
     const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     if (!hasBody) req.resume();
-    const ctx = this.handle(req.method ?? 'GET', req.url ?? '/', headers.host ?? '', headers, hasBody ? req : null, req.socket.remoteAddress, (outcome, done) => writeHttp1(res, outcome, done));
-    if (ctx) {
+    const state = this.handle(req.method ?? 'GET', req.url ?? '/', headers.host ?? '', headers, hasBody ? req : null, req.socket.remoteAddress, (outcome, done) => writeHttp1(res, outcome, done));
+    if (state) {
       res.once('close', () => {
-        if (!res.writableFinished) endRequest(ctx, 'client-closed');
+        if (!res.writableFinished) state.end('client-closed');
       });
     }
   }
@@ -154,10 +157,10 @@ export class OutboundServer {
   private onHttp2(stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean, remoteAddress: string | undefined): void {
     stream.on('error', () => undefined);
     const grpc = isGrpc(headers['content-type']);
-    const ctx = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, endStream ? null : stream, remoteAddress, (outcome, done) =>
+    const state = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, endStream ? null : stream, remoteAddress, (outcome, done) =>
       writeHttp2(stream, outcome, grpc, done),
     );
-    if (ctx) stream.once('close', () => endRequest(ctx, 'client-closed'));
+    if (state) stream.once('close', () => state.end('client-closed'));
   }
 
   private handle(
@@ -165,10 +168,10 @@ export class OutboundServer {
     path: string,
     authority: string,
     rawHeaders: IncomingHttpHeaders,
-    body: RequestContext['body'],
+    body: Request['body'],
     remoteAddress: string | undefined,
     write: (outcome: Outcome, done: (completion: Completion) => void) => void,
-  ): RequestContext | undefined {
+  ): RequestState | undefined {
     const started = performance.now();
     const plane = this.plane;
     const record = (service: string, completion: Completion): void => {
@@ -180,13 +183,14 @@ export class OutboundServer {
       write(failure('no-route', `"${authority}" is not a clusterset service name (name.namespace.svc.clusterset.local[:port])`), (c) => record('unknown', c));
       return undefined;
     }
-    const route = plane.routing.resolveKey(address.routeKey, address.namespace, address.name, address.port);
+    const view = plane.view();
+    const route = plane.routing.resolveKey(view, address.routeKey, address.namespace, address.name, address.port);
     const key = address.key;
     if (!('targets' in route)) {
       write({ kind: 'failure', failure: route }, (c) => record(key, c));
       return undefined;
     }
-    const ctx: RequestContext = {
+    const request: Request = {
       direction: 'outbound',
       method,
       path,
@@ -199,22 +203,12 @@ export class OutboundServer {
       caller: plane.callerIdentity(remoteAddress),
       sourceCluster: plane.localCluster,
       startedAt: Date.now(),
-      ended: undefined,
-      abortAttempt: undefined,
-      bodyStarted: false,
-      bodyRecording: undefined,
-      tried: new Set(),
-      redial: false,
-      cluster: undefined,
-      route,
-      policy: route.policy,
-      rule: undefined,
-      attempts: 1,
     };
-    plane.pipeline(ctx).then(
+    const state = new RequestState();
+    plane.handler({ view, request, route, rule: undefined, state }).then(
       (outcome) => {
         if (outcome.kind === 'failure' && outcome.failure.code !== 'client-closed') {
-          plane.log.debug({ service: key, code: outcome.failure.code, reason: outcome.failure.message, tried: [...ctx.tried], attempts: ctx.attempts }, 'request failed');
+          plane.log.debug({ service: key, code: outcome.failure.code, reason: outcome.failure.message, tried: [...state.tried], attempts: state.attempts }, 'request failed');
         }
         write(outcome, (c) => record(key, c));
       },
@@ -223,6 +217,6 @@ export class OutboundServer {
         write(failure('upstream-reset', 'internal error in the gateway'), (c) => record(key, c));
       },
     );
-    return ctx;
+    return state;
   }
 }

@@ -10,6 +10,7 @@ import type { GatewayMetrics } from '../request/request-metrics.js';
 import type { RouteEntry, RoutingTable } from '../routing/routing-table.js';
 import { ErrorCode } from '../../http2/index.js';
 import type { PeerPool } from '../endpoint/peer-pool.js';
+import type { ControlView } from '../view/control-view.js';
 
 export interface TcpImportOptions {
   /** `name.namespace` */
@@ -23,14 +24,16 @@ export interface TcpImportOptions {
 export interface TcpImportPlane {
   localCluster: string;
   routing: RoutingTable;
-  pool: (route: RouteEntry, cluster: string) => PeerPool | undefined;
+  /** The control view a connection is routed under (read when it arrives). */
+  view: () => ControlView;
+  pool: (view: ControlView, cluster: string) => PeerPool | undefined;
   metrics: GatewayMetrics;
   log: Logger;
   connectTimeoutMs: number;
   /** The identity a local caller at this address crosses the federation with. */
   callerIdentity: (remoteAddress: string | undefined) => string;
   /** Authorization when the connection is served by this cluster's own export. */
-  authorize: (request: AuthorizationRequest) => Outcome | undefined;
+  authorize: (view: ControlView, request: AuthorizationRequest) => Outcome | undefined;
 }
 
 /**
@@ -74,8 +77,9 @@ export class TcpImportListener {
     const key = `${namespace}/${name}`;
     const tried = new Set<string>();
     const caller = this.plane.callerIdentity(client.remoteAddress);
+    const view = this.plane.view();
     for (let attempt = 0; attempt < this.options.attempts; attempt++) {
-      const route = this.plane.routing.resolve(namespace, name, this.options.port);
+      const route = this.plane.routing.resolve(view, namespace, name, this.options.port);
       if (!('targets' in route)) {
         this.plane.log.warn({ service: key, reason: route.message }, 'tcp import: no route');
         break;
@@ -83,7 +87,7 @@ export class TcpImportListener {
       const pick = route.picker.pick(tried.size > 0 ? { exclude: tried } : undefined);
       if (pick.type !== 'complete') break;
       tried.add(pick.cluster);
-      const upstream = pick.cluster === this.plane.localCluster ? await this.connectLocal(route, caller) : await this.connectRemote(route, pick.cluster, caller);
+      const upstream = pick.cluster === this.plane.localCluster ? await this.connectLocal(view, route, caller) : await this.connectRemote(view, route, pick.cluster, caller);
       if (typeof upstream === 'string') {
         this.plane.metrics.tcpConnections.inc({ service: key, destination_cluster: pick.cluster, result: 'failed' });
         this.plane.log.warn({ service: key, cluster: pick.cluster, err: upstream }, 'tcp tunnel failed; trying another cluster');
@@ -101,8 +105,8 @@ export class TcpImportListener {
     client.destroy();
   }
 
-  private connectLocal(route: RouteEntry, caller: string): Promise<Socket | string> {
-    const denied = this.plane.authorize({ service: { namespace: route.namespace, name: route.name, port: route.port.port, key: route.key }, caller, sourceCluster: this.plane.localCluster, method: 'CONNECT', path: '' });
+  private connectLocal(view: ControlView, route: RouteEntry, caller: string): Promise<Socket | string> {
+    const denied = this.plane.authorize(view, { service: { namespace: route.namespace, name: route.name, port: route.port.port, key: route.key }, caller, sourceCluster: this.plane.localCluster, method: 'CONNECT', path: '' });
     if (denied?.kind === 'failure') return Promise.resolve(`denied: ${denied.failure.message}`);
     const endpoint = route.localExport?.endpoints.find((e) => e.ready);
     const port = route.localPort;
@@ -114,8 +118,8 @@ export class TcpImportListener {
     });
   }
 
-  private async connectRemote(route: RouteEntry, cluster: string, caller: string): Promise<Duplex | string> {
-    const pool = this.plane.pool(route, cluster);
+  private async connectRemote(view: ControlView, route: RouteEntry, cluster: string, caller: string): Promise<Duplex | string> {
+    const pool = this.plane.pool(view, cluster);
     if (!pool) return `no connection pool for ${cluster}`;
     let peer;
     try {

@@ -1,3 +1,4 @@
+import type { Logger } from '../../core/logger.js';
 import type { GatewayDefaults } from '../../config/federation-config.js';
 import type { DiscoveryState } from '../../discovery/provider.js';
 import type { AuthorizationRules } from '../../policy/authorization.js';
@@ -163,4 +164,10 @@ function definedOnly(changes: Partial<ViewInputs>): Partial<ViewInputs> {
   const out: Partial<ViewInputs> = {};
   for (const [key, value] of Object.entries(changes)) if (value !== undefined) (out as Record<string, unknown>)[key] = value;
   return out;
+}
+
+/** Blackholes come with the catalog (set through the controller's audited admin API): each change is worth a line. */
+export function logBlackholeChanges(log: Logger, view: ControlView, previous: ControlView): void {
+  for (const service of view.blackholes) if (!previous.blackholes.has(service)) log.warn({ service }, 'blackhole on: no longer answering for this service (drill)');
+  for (const service of previous.blackholes) if (!view.blackholes.has(service)) log.warn({ service }, 'blackhole off: answering for this service again');
 }
