@@ -7,6 +7,8 @@ import { SpiffeId } from '../model/spiffe-id.js';
 import { isKeyAlgorithm, KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
 import { issueSvid } from '../pki/svid.js';
+import { registerCaServeCommand } from './ca-serve.js';
+import { registerCaSignerTokenCommand } from './ca-signer-token.js';
 import { UsageError } from './cli-error.js';
 import type { CliIo } from './io.js';
 
@@ -126,4 +128,7 @@ export function registerCaCommand(program: Command, io: CliIo): void {
       const { removed, bundle } = new PkiDirectory(options.ca).retire({ force: options.force });
       io.out(removed.length === 0 ? 'nothing to retire' : `retired ${removed.join(', ')}; bundle sequence ${bundle.sequence}`);
     });
+
+  registerCaServeCommand(ca, io);
+  registerCaSignerTokenCommand(ca, io);
 }

@@ -279,8 +279,8 @@ export class Gateway {
 
   async start(): Promise<void> {
     const { cluster, log } = this.options;
-    this.identity.svid.start();
-    this.closer.add('svid', () => this.identity.svid.stop());
+    await this.identity.start(this.abort.signal);
+    this.closer.add('svid', () => this.identity.stop());
 
     if (this.options.federation) {
       this.loadStatic(this.options.federation);
@@ -729,6 +729,8 @@ export class Gateway {
 
   readiness(): { ready: boolean; reason?: string } {
     if (!this.listening) return { ready: false, reason: 'listeners starting' };
+    const identity = this.identity.health();
+    if (!identity.ready) return identity;
     if (!this.options.federation && this.data.revision === 0) return { ready: false, reason: 'no catalog yet (controller not reached, nothing persisted)' };
     return { ready: true };
   }
@@ -742,7 +744,7 @@ export class Gateway {
       mode: this.options.federation ? 'static' : 'joined',
       controllerConnected: this.controllerClient?.connected ?? false,
       identity: this.identity.spiffeId.toString(),
-      certificate: { serial: this.identity.svid.current.certificate.serialNumber, notAfter: this.identity.svid.current.notAfter.toISOString() },
+      certificate: { source: this.identity.certificateSource, serial: this.identity.svid.current.certificate.serialNumber, notAfter: this.identity.svid.current.notAfter.toISOString() },
       ports: this.ports,
       catalog: {
         epoch: data.epoch,

@@ -13,6 +13,8 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** No retry sooner than this, however little lifetime is left: a failing signer is not hammered. */
 const MIN_RETRY_MS = 250;
 const DEFAULT_RETRY: BackoffOptions = { initialMs: 1000, maxMs: 30_000, jitter: 0.2 };
+/** Once expired the SVID is useless and every second counts: retries come at least this often. */
+const EXPIRED_MAX_RETRY_MS = 10_000;
 
 /** Where SVIDs come from: a local CA (synchronous) or a signer over the network. */
 export type SvidIssuer = () => Svid | Promise<Svid>;
@@ -212,11 +214,12 @@ export class RotatingSvid {
       this.options.log?.warn({ err: this.failure, expiresInMs: left, retryInMs: delay }, 'certificate renewal failed; the current certificate stays in use, retrying');
       this.schedule(delay);
     } else {
+      const delay = Math.min(backoff, EXPIRED_MAX_RETRY_MS);
       this.options.log?.error(
-        { err: this.failure, code: ErrorCodes.CERTIFICATE_EXPIRED, expiredAt: this.svid.notAfter.toISOString(), retryInMs: backoff },
+        { err: this.failure, code: ErrorCodes.CERTIFICATE_EXPIRED, expiredAt: this.svid.notAfter.toISOString(), retryInMs: delay },
         'certificate expired and could not be renewed; peers refuse it until renewal succeeds',
       );
-      this.schedule(backoff);
+      this.schedule(delay);
     }
   }
 }

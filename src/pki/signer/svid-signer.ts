@@ -120,6 +120,11 @@ export class SvidSigner {
     return this.ca.trustDomain;
   }
 
+  /** When the signing CA expires: worth an alert well before it happens. */
+  get caNotAfter(): Date {
+    return this.ca.notAfter;
+  }
+
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
   }
