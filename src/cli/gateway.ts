@@ -65,7 +65,8 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
     .requiredOption('--config <file>', 'the cluster file')
     .option('--token <token>', 'the join token')
     .option('--token-file <file>', 'file holding the join token')
-    .action(async (options: { config: string; token?: string; tokenFile?: string }) => {
+    .option('--controller-ca <file>', "the controller CA certificate, when the controller's admin port (GET /ca.crt) is not reachable; checked against the token's hash")
+    .action(async (options: { config: string; token?: string; tokenFile?: string; controllerCa?: string }) => {
       const cluster = loadClusterFile(options.config);
       const tokenFile = options.tokenFile ?? cluster.spec.controller?.tokenFile;
       const token = options.token ?? (tokenFile && existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
@@ -92,6 +93,7 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
         },
         bundle: identity.ownBundle,
         log,
+        controllerCaPem: options.controllerCa ? readFileSync(options.controllerCa, 'utf8') : undefined,
       });
       writeMembership(cluster.stateDir, membership);
       io.out(`${cluster.metadata.name} joined federation "${membership.federation}"; controller API ${membership.apiAddress}; membership saved in ${join(cluster.stateDir, 'membership.json')}`);
