@@ -130,6 +130,8 @@ export class GatewayIdentity {
           const first = await this.requestFromSigner();
           this.rotating = new RotatingSvid(() => this.requestFromSigner(), { log: this.log, initial: first });
           this.log.info({ spiffeId: this.spiffeId.toString(), serial: first.certificate.serialNumber, notAfter: first.notAfter.toISOString() }, 'certificate obtained from the signer');
+          // Nothing was published before the first certificate: what the signer sent is the start.
+          this.reportedSequence = this.ownBundleValue.sequence;
           break;
         } catch (error) {
           if ((error as FedgateError).code === ErrorCodes.SIGNER_REFUSED) throw error;
