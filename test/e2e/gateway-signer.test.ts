@@ -87,7 +87,7 @@ describe('gateway certificates from the cluster signer', () => {
     const created = await runFedgate(['ca', 'signer-token', 'create', '--tokens', join(federation.dir, 'signer-tokens', 'us-west'), '--ttl', '10m', '--out', join(federation.dir, 'signer-credentials', 'us-west')]);
     expect(created).toMatchObject({ code: 0, stdout: expect.stringMatching(/signer bootstrap token [0-9a-f]{12} written to/) });
 
-    for (const name of CLUSTERS) await startSigner(name, '6s');
+    for (const name of CLUSTERS) await startSigner(name, '10s');
     await federation.startAll();
   });
 
@@ -149,10 +149,11 @@ describe('gateway certificates from the cluster signer', () => {
       await eventually(
         async () => {
           for (const cluster of CLUSTERS) serials.get(cluster)?.add((await config(cluster)).certificate.serial);
-          return CLUSTERS.every((c) => (serials.get(c)?.size ?? 0) >= 4) && stats.eastServerSerials.size >= 3;
+          // Conditions, not a duration: on a slow machine the loop just runs longer.
+          return CLUSTERS.every((c) => (serials.get(c)?.size ?? 0) >= 4) && stats.eastServerSerials.size >= 3 && stats.requests >= 50;
         },
-        'three renewals of each gateway certificate',
-        60_000,
+        'three renewals of each gateway certificate, with traffic',
+        120_000,
       );
     } finally {
       running = false;
@@ -164,7 +165,6 @@ describe('gateway certificates from the cluster signer', () => {
     );
     expect(stats.failed).toEqual([]);
     expect(stats.handshakeFailures).toEqual([]);
-    expect(stats.requests).toBeGreaterThan(50);
 
     for (const cluster of CLUSTERS) {
       // What a gateway holds: its own key and certificate and the bundle, nothing of the CA.
