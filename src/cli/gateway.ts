@@ -11,7 +11,7 @@ import { FileDiscoveryProvider } from '../discovery/file-provider.js';
 import { Gateway } from '../gateway/gateway.js';
 import { joinFederation } from '../gateway/control/join-client.js';
 import { membershipFile, readMembership, StateFileError, writeMembership } from '../gateway/control/membership.js';
-import { writeFileAtomic } from '../core/atomic-file.js';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { ErrorCodes, errorMessage, FedgateError } from '../core/errors.js';
 import { GatewayIdentity } from '../gateway/gateway-identity.js';
 import type { CliIo } from './io.js';
@@ -52,7 +52,7 @@ export function registerGatewayCommand(program: Command, io: CliIo): void {
       const pidFile = gatewayPidFile(cluster.stateDir);
       try {
         mkdirSync(cluster.stateDir, { recursive: true });
-        writeFileAtomic(pidFile, `${process.pid}\n`);
+        writeFileAtomicSync(pidFile, `${process.pid}\n`);
       } catch (error) {
         throw new FedgateError(ErrorCodes.STATE_DIR_UNUSABLE, `the gateway's state dir ${cluster.stateDir} is not writable (${errorMessage(error)}); free space or fix its permissions (spec.stateDir)`);
       }
@@ -83,7 +83,8 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
     .option('--token <token>', 'the join token')
     .option('--token-file <file>', 'file holding the join token')
     .option('--rejoin', 'join again although membership.json exists (the controller lost its state, or the cluster was removed); keeps the cluster CA and certificates, replaces the membership; a running gateway picks it up')
-    .action(async (options: { config: string; token?: string; tokenFile?: string; rejoin?: boolean }) => {
+    .option('--controller-ca <file>', "the controller CA certificate, when the controller's admin port (GET /ca.crt) is not reachable; checked against the token's hash")
+    .action(async (options: { config: string; token?: string; tokenFile?: string; rejoin?: boolean; controllerCa?: string }) => {
       const cluster = loadClusterFile(options.config);
       const tokenFile = options.tokenFile ?? cluster.spec.controller?.tokenFile;
       const token = options.token ?? (tokenFile && existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
@@ -118,6 +119,7 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
         },
         bundle: identity.ownBundle,
         log,
+        controllerCaPem: options.controllerCa ? readFileSync(options.controllerCa, 'utf8') : undefined,
       });
       writeMembership(cluster.stateDir, membership);
       io.out(`${cluster.metadata.name} ${existing || options.rejoin ? 're-joined' : 'joined'} federation "${membership.federation}"; controller API ${membership.apiAddress}; membership saved in ${membershipFile(cluster.stateDir)}`);

@@ -13,6 +13,12 @@ export const ErrorCodes = {
   CA_EXPIRED: 'FEDGATE_ERR_CA_EXPIRED',
   CA_ROTATION: 'FEDGATE_ERR_CA_ROTATION',
   CERTIFICATE_INVALID: 'FEDGATE_ERR_CERTIFICATE_INVALID',
+  /** A process's own certificate expired and could not be renewed. */
+  CERTIFICATE_EXPIRED: 'FEDGATE_ERR_CERTIFICATE_EXPIRED',
+  /** The certificate signer could not be reached or failed (transient: retried). */
+  SIGNER_UNAVAILABLE: 'FEDGATE_ERR_SIGNER_UNAVAILABLE',
+  /** The certificate signer refused the request (credentials, identity, key). */
+  SIGNER_REFUSED: 'FEDGATE_ERR_SIGNER_REFUSED',
   BUNDLE_INVALID: 'FEDGATE_ERR_BUNDLE_INVALID',
   BUNDLE_STALE: 'FEDGATE_ERR_BUNDLE_STALE',
   PEER_UNTRUSTED: 'FEDGATE_ERR_PEER_UNTRUSTED',

@@ -14,7 +14,7 @@ export interface GatewayFacts {
   controlProblem: string | undefined;
   controllers: string[];
   identity: string;
-  certificate: { serial: string; notAfter: string };
+  certificate: { source: string; serial: string; notAfter: string };
   ports: { inbound: number; outbound: number; admin: number; tcp: number[] };
   verdicts: readonly ExportVerdict[];
 }

@@ -164,8 +164,8 @@ export class Gateway {
 
   async start(): Promise<void> {
     const { cluster, federation, log } = this.options;
-    this.identity.svid.start();
-    this.closer.add('svid', () => this.identity.svid.stop());
+    await this.identity.start(this.abort.signal);
+    this.closer.add('svid', () => this.identity.stop());
     if (federation) {
       const loaded = loadStaticFederation(federation, cluster, log);
       this.settings.useStatic(loaded.settings);
@@ -195,6 +195,8 @@ export class Gateway {
 
   readiness(): { ready: boolean; reason?: string } {
     if (!this.listening) return { ready: false, reason: 'listeners starting' };
+    const identity = this.identity.health();
+    if (!identity.ready) return identity;
     if (this.link?.problem) return { ready: false, reason: this.link.problem };
     if (!this.options.federation && this.views.current.catalog.revision === 0) return { ready: false, reason: 'no catalog yet (controller not reached, nothing persisted)' };
     return { ready: true };
@@ -218,7 +220,7 @@ export class Gateway {
         controlProblem: this.link?.problem,
         controllers: this.link?.controllers() ?? [],
         identity: this.identity.spiffeId.toString(),
-        certificate: { serial: svid.certificate.serialNumber, notAfter: svid.notAfter.toISOString() },
+        certificate: { source: this.identity.certificateSource, serial: svid.certificate.serialNumber, notAfter: svid.notAfter.toISOString() },
         ports: this.ports,
         verdicts: this.link?.verdicts ?? [],
       },

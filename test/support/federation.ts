@@ -29,6 +29,8 @@ export interface ClusterSpecYaml {
   policies?: { allowFaultInjection?: boolean };
   /** spec.gateway.callers. */
   callers?: Array<{ address: string; namespace: string; serviceAccount: string }>;
+  /** More fields under spec.gateway, as JSON-compatible YAML (e.g. certificateSource and signer). */
+  gatewayFields?: Record<string, unknown>;
 }
 
 export interface ControllerReplica {
@@ -130,6 +132,7 @@ export class LocalFederation {
         ...(cluster.limits ? [`    limits: ${JSON.stringify(cluster.limits)}`] : []),
         ...(cluster.policies ? [`    policies: ${JSON.stringify(cluster.policies)}`] : []),
         ...(cluster.callers ? [`    callers: ${JSON.stringify(cluster.callers)}`] : []),
+        ...Object.entries(cluster.gatewayFields ?? {}).map(([key, value]) => `    ${key}: ${JSON.stringify(value)}`),
         `    tcpImports: ${JSON.stringify((cluster.tcpImports ?? []).map((t, i) => ({ service: t.service, port: t.port, listen: `127.0.0.1:${tcp[i]}` })))}`,
         ...(federation.controller ? ['  controller:', `    address: 127.0.0.1:${federation.controller.ports.join}`, `    tokenFile: ../tokens/${cluster.name}`] : []),
         `  exports: ${JSON.stringify((cluster.exports ?? []).map((e) => ({ namespace: 'default', endpoints: ['127.0.0.1'], ...e })))}`,

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../../core/atomic-file.js';
+import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { join } from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -130,7 +130,7 @@ export class AppliedPolicies {
     try {
       mkdirSync(this.options.stateDir as string, { recursive: true });
       const saved: PersistedPolicies = { version: 1, revision: this.appliedRevisionValue, records: [...this.appliedRecords] };
-      writeFileAtomic(file, JSON.stringify(saved));
+      writeFileAtomicSync(file, JSON.stringify(saved));
     } catch (error) {
       this.options.log.warn({ file, err: errorMessage(error) }, 'could not persist the applied policy set');
     }

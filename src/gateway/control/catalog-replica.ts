@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../../core/atomic-file.js';
+import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { dirname, join } from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -190,7 +190,7 @@ export class CatalogReplica {
     };
     try {
       mkdirSync(dirname(file), { recursive: true });
-      writeFileAtomic(file, JSON.stringify(saved));
+      writeFileAtomicSync(file, JSON.stringify(saved));
     } catch (error) {
       this.options.log.error({ file, err: errorMessage(error) }, 'could not persist the catalog');
     }

@@ -44,7 +44,7 @@ function fetchText(url: string, timeoutMs: number, maxBytes: number): Promise<st
  * its discovery hash); from then on Node's TLS verifies the controller against that CA, and the
  * controller's SPIFFE ID is checked on top.
  */
-export async function joinFederation(options: { token: string; info: ClusterInfo; bundle: TrustBundle; log: Logger; timeoutMs?: number }): Promise<FederationMembership> {
+export async function joinFederation(options: { token: string; info: ClusterInfo; bundle: TrustBundle; log: Logger; timeoutMs?: number; controllerCaPem?: string }): Promise<FederationMembership> {
   const { claims } = parseJoinToken(options.token);
   if (claims.cluster !== options.info.name) {
     throw new TokenError(ErrorCodes.TOKEN_INVALID, `this join token is for cluster "${claims.cluster}", but this gateway is cluster "${options.info.name}"`);
@@ -52,7 +52,9 @@ export async function joinFederation(options: { token: string; info: ClusterInfo
   const timeoutMs = options.timeoutMs ?? 10_000;
   let caPem: string;
   try {
-    caPem = await fetchText(`http://${claims.caAddress}/ca.crt`, timeoutMs, 64 * 1024);
+    // Given by the operator when the controller's admin port is not reachable from here; checked
+    // against the token's hash all the same.
+    caPem = options.controllerCaPem ?? (await fetchText(`http://${claims.caAddress}/ca.crt`, timeoutMs, 64 * 1024));
   } catch (error) {
     // The controller may simply not be up yet: worth retrying, unlike a token it refuses.
     throw new FedgateError(ErrorCodes.UNAVAILABLE, `cannot fetch the controller CA from ${claims.caAddress}: ${errorMessage(error)}`);

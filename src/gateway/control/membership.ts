@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../core/atomic-file.js';
+import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { ErrorCodes, errorMessage, FedgateError } from '../../core/errors.js';
 
 /** What a gateway keeps after joining: where the controller is and how to recognise it. */
@@ -74,7 +74,7 @@ function membershipProblem(value: unknown): string | undefined {
 }
 
 export function writeMembership(stateDir: string, membership: FederationMembership): void {
-  writeFileAtomic(membershipFile(stateDir), `${JSON.stringify(membership, null, 2)}\n`);
+  writeFileAtomicSync(membershipFile(stateDir), `${JSON.stringify(membership, null, 2)}\n`);
 }
 
 /** The addresses to dial, in order: the announced replicas, then the joined one if not among them. */

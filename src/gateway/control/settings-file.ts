@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../core/atomic-file.js';
+import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { errorMessage } from '../../core/errors.js';
 import { gatewayDefaultsDocument, gatewayDefaultsShape, type GatewayDefaults } from '../../config/federation-config.js';
 import { deepFreeze, formatPath, type ShapeIssue } from '../../config/shape.js';
@@ -53,6 +53,6 @@ export class SettingsFile {
 
   /** Throws (with the file's path) when it cannot be written; the caller decides how loud to be. */
   save(settings: FederationSettings): void {
-    writeFileAtomic(this.file, `${JSON.stringify({ version: VERSION, federation: settings.federation, defaults: gatewayDefaultsDocument(settings.defaults) }, null, 2)}\n`);
+    writeFileAtomicSync(this.file, `${JSON.stringify({ version: VERSION, federation: settings.federation, defaults: gatewayDefaultsDocument(settings.defaults) }, null, 2)}\n`);
   }
 }
