@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Backoff, sleep } from '../core/backoff.js';
-import { ErrorCodes, errorMessage, StoreError } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Closer, runResilient, type Component } from '../core/lifecycle.js';
 import { gatewayDefaultsDocument, type FederationConfig } from '../config/federation-config.js';
@@ -20,8 +19,9 @@ import { PeerVerifier } from '../pki/peer-verifier.js';
 import { serverSecureContext } from '../pki/tls-options.js';
 import { TrustBundle } from '../pki/trust-bundle.js';
 import { TrustStore } from '../pki/trust-store.js';
-import type { AuditEntry, Store, WatchEvent } from '../store/store.js';
-import { heartbeatInterval } from './gateway-status.js';
+import type { Store, WatchEvent } from '../store/store.js';
+import { ReplicaRegistry } from './replica-registry.js';
+import { StoreGuard } from './store-guard.js';
 
 export interface ControllerOptions {
   federation: FederationConfig;
@@ -55,20 +55,9 @@ export class Controller {
   private apiCredentials!: UpdatableServerCredentials;
   private joinCredentials!: UpdatableServerCredentials;
   private adminServer!: AdminServer;
-  private storeReady = false;
-  private catalogLoaded = false;
-  private rebuilding = false;
-  private restartWatch: (() => void) | undefined;
-  /** The store answers but no longer holds this catalog's epoch: not ready until rebuilt. */
-  private storeStateLost = false;
-  /** The store connection generation whose epoch was last checked against the catalog. */
-  private verifiedGeneration = -1;
+  private guard!: StoreGuard;
   private readonly startedAt = Date.now();
-  /** API addresses of the live replicas, this one first: what gateways fail over between. */
-  private replicaAddresses: string[] = [];
-  private liveReplicaIds: ReadonlySet<string> = new Set();
-  /** The audit log as last read, so a rebuild after the store lost its state can write it back. */
-  private auditCopy: AuditEntry[] = [];
+  private replicas!: ReplicaRegistry;
   private readonly metrics;
   addresses: ControllerAddresses = { api: '', join: '', admin: '' };
 
@@ -102,7 +91,29 @@ export class Controller {
     this.closer.add('svid', () => this.identity.svid.stop());
     if (store.kind === 'memory') this.log.warn('using the in-memory store: state is not durable and only one controller replica can run; set spec.store.url (or REDIS_URL) for Redis');
 
-    await this.connectStore();
+    this.guard = new StoreGuard({
+      store,
+      catalog: this.catalog,
+      replicaId: this.replicaId,
+      log: this.log,
+      metrics: { storeUp: this.metrics.storeUp, epochLosses: this.metrics.epochLosses },
+      loadSnapshot: (snapshot) => this.loadSnapshot(snapshot),
+      resyncAll: (reason) => this.sync.resyncAll(reason),
+      storeRecovered: () => this.sync.storeRecovered(),
+      auditCopy: () => this.replicas.auditCopy,
+    });
+    this.closer.add('store-guard', () => this.guard.stop());
+    await this.guard.connect();
+    this.replicas = new ReplicaRegistry({
+      store,
+      replicaId: this.replicaId,
+      apiAddress: () => this.addresses.api,
+      startedAt: this.startedAt,
+      leaseTtlMs: this.spec.controller.leaseTtl,
+      storeTrusted: () => this.guard.trusted,
+      onAddressesChange: () => this.sync.replicasChanged(),
+      log: this.log.child({ component: 'replicas' }),
+    });
 
     this.sync = new SyncService({
       catalog: this.catalog,
@@ -112,10 +123,10 @@ export class Controller {
       replicaId: this.replicaId,
       leaseTtlMs: this.spec.controller.leaseTtl,
       maxExportsPerCluster: this.spec.controller.maxExportsPerCluster,
-      serving: () => !this.rebuilding,
+      serving: () => !this.guard.rebuilding,
       metrics: { sessions: this.metrics.sessions, rejected: this.metrics.rejected },
       settings: { federation: federation.metadata.name, defaultsJson: JSON.stringify(gatewayDefaultsDocument(federation.spec.defaults)) },
-      controllerAddresses: () => (this.replicaAddresses.length > 0 ? this.replicaAddresses : [this.addresses.api]),
+      controllerAddresses: () => [...this.replicas.replicaAddresses],
     });
 
     await this.startGrpc();
@@ -125,8 +136,8 @@ export class Controller {
     const signal = this.abort.signal;
     const components: Component[] = [
       { name: 'catalog-watch', start: (s) => this.watchCatalog(s) },
-      { name: 'store-health', start: (s) => this.watchStoreHealth(s) },
-      { name: 'replica-registry', start: (s) => this.announceReplica(s) },
+      this.guard,
+      this.replicas,
     ];
     this.leadership = new Leadership({
       store,
@@ -143,28 +154,6 @@ export class Controller {
     }
     this.log.info({ replica: this.replicaId, ...this.addresses, store: store.kind, federation: federation.metadata.name }, 'controller started');
     return this.addresses;
-  }
-
-  /** Opens the store, waiting (with back-off) while it is unreachable; the admin server reports not ready meanwhile. */
-  private async connectStore(): Promise<void> {
-    const backoff = new Backoff({ initialMs: 200, maxMs: 5000 });
-    for (;;) {
-      try {
-        const { epoch, created } = await this.options.store.open();
-        const snapshot = await this.options.store.snapshot();
-        this.loadSnapshot(snapshot);
-        this.storeReady = true;
-        this.catalogLoaded = true;
-        this.verifiedGeneration = this.options.store.connectionGeneration;
-        this.metrics.storeUp.set(1);
-        this.log.info({ epoch, created, revision: snapshot.revision, clusters: snapshot.clusters.length }, created ? 'store initialised' : 'catalog loaded from the store');
-        return;
-      } catch (error) {
-        this.metrics.storeUp.set(0);
-        this.log.warn({ err: errorMessage(error) }, 'store unavailable at start; retrying');
-        await sleep(backoff.next(), this.abort.signal);
-      }
-    }
   }
 
   private loadSnapshot(snapshot: Parameters<CatalogState['load']>[0]): void {
@@ -225,15 +214,8 @@ export class Controller {
       defaultTokenTtlMs: spec.tokenTtl,
       leaseTtlMs: spec.leaseTtl,
       // Read at every status call: a replica that started since the last heartbeat counts at once.
-      liveReplicas: async () => {
-        try {
-          this.liveReplicaIds = new Set((await this.options.store.listReplicas(Date.now())).map((r) => r.id));
-        } catch {
-          // the store is away: the last known set
-        }
-        return this.liveReplicaIds;
-      },
-      storeReady: () => this.storeReady,
+      liveReplicas: () => this.replicas.liveReplicas(),
+      storeReady: () => this.guard.ready,
       drillMetrics: {
         runs: counter(this.options.registry, 'fedgate_drill_runs_total', 'Drills finished, by service, mode and outcome (passed, failed, aborted)', ['service', 'mode', 'outcome']),
         running: gauge(this.options.registry, 'fedgate_drill_running', '1 while a drill of this service and mode runs', ['service', 'mode']),
@@ -285,8 +267,8 @@ export class Controller {
         addresses: this.addresses,
         clusters: [...this.catalog.clusters.values()].map((c) => ({ name: c.name, state: c.state })),
         connectedGateways: [...this.sync.connected.keys()],
-        replicas: this.replicaAddresses,
-        auditCopy: { entries: this.auditCopy.length, newestAt: this.auditCopy[0]?.at ?? 0 },
+        replicas: this.replicas.replicaAddresses,
+        auditCopy: { entries: this.replicas.auditCopy.length, newestAt: this.replicas.auditCopy[0]?.at ?? 0 },
       }),
       routes: {
         // The controller CA, for joiners: public, and checked by them against the hash in their token.
@@ -302,12 +284,7 @@ export class Controller {
   }
 
   readiness(): { ready: boolean; reason?: string } {
-    if (!this.storeReady) return { ready: false, reason: 'store unreachable' };
-    if (!this.catalogLoaded) return { ready: false, reason: 'catalog not loaded' };
-    if (this.rebuilding || this.storeStateLost) return { ready: false, reason: 'rebuilding the catalog after the store lost its state' };
-    if (!this.options.store.connectionUp) return { ready: false, reason: 'store unreachable (connection down)' };
-    if (this.options.store.connectionGeneration !== this.verifiedGeneration) return { ready: false, reason: 'the store connection was re-established; checking it still holds the catalog' };
-    return { ready: true };
+    return this.guard.readiness();
   }
 
   /** Follows the change stream into the catalog and pushes every revision to the gateways. */
@@ -315,7 +292,7 @@ export class Controller {
     const local = new AbortController();
     const stop = (): void => local.abort();
     signal.addEventListener('abort', stop, { once: true });
-    this.restartWatch = stop;
+    this.guard.restartWatch = stop;
     try {
       for await (const event of this.options.store.watch(this.catalog.revision, local.signal)) {
         await this.onWatchEvent(event);
@@ -331,7 +308,7 @@ export class Controller {
       const started = process.hrtime.bigint();
       const touched = this.catalog.apply(event.revision, event.changes);
       if (touched.bundles.size > 0) this.syncTrustFromCatalog();
-      if (!this.rebuilding) this.sync.broadcast(event.revision, touched);
+      if (!this.guard.rebuilding) this.sync.broadcast(event.revision, touched);
       this.metrics.revision.set(this.catalog.revision);
       this.metrics.applyLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
       return;
@@ -339,142 +316,18 @@ export class Controller {
     if (event.reason === 'snapshot-required') {
       this.log.warn({ revision: this.catalog.revision }, 'change log no longer reaches this replica; reloading a snapshot');
       const snapshot = await this.options.store.snapshot();
-      if (snapshot.epoch !== this.catalog.epoch) return this.recoverFromEpochLoss();
+      if (snapshot.epoch !== this.catalog.epoch) return this.guard.recover();
       this.loadSnapshot(snapshot);
       this.sync.resyncAll('controller reloaded its catalog');
       return;
     }
-    await this.recoverFromEpochLoss();
-  }
-
-  /**
-   * The store lost its state (Redis restarted without persistence) or was replaced. Never publish
-   * the empty catalog that results: the replica holding the last good catalog writes it back under
-   * a new epoch (under a lock, so only one does), every gateway gets a snapshot of it, and gateways
-   * are asked to re-send their exports, which are the source of truth for what they export.
-   */
-  private async recoverFromEpochLoss(): Promise<void> {
-    const { store } = this.options;
-    this.rebuilding = true;
-    this.metrics.epochLosses.inc();
-    this.log.error({ epoch: this.catalog.epoch, revision: this.catalog.revision }, 'the store lost its state; rebuilding the catalog (gateways keep serving their last snapshot)');
-    const backoff = new Backoff({ initialMs: 200, maxMs: 2000 });
-    while (!this.abort.signal.aborted) {
-      try {
-        const epoch = await store.epoch();
-        const snapshot = epoch === undefined ? undefined : await store.snapshot();
-        const storeEmpty = snapshot === undefined || snapshot.clusters.length === 0;
-        if (storeEmpty && !this.catalog.isEmpty) {
-          const token = await store.acquireLock('restore', this.replicaId, 30_000);
-          if (token === undefined) {
-            await sleep(backoff.next(), this.abort.signal);
-            continue;
-          }
-          const fence = { lock: 'restore', holder: this.replicaId, token };
-          try {
-            const restored = await store.restore({ ...this.catalog.toSnapshot(), audit: this.auditCopy }, fence);
-            this.log.warn({ epoch: restored.epoch, revision: restored.revision, clusters: this.catalog.clusters.size }, 'catalog written back to the store from memory');
-          } catch (error) {
-            if (!(error instanceof StoreError && error.code === ErrorCodes.STORE_CONFLICT)) throw error;
-          } finally {
-            await store.releaseLock(fence).catch(() => undefined);
-          }
-        }
-        await store.open();
-        const current = await store.snapshot();
-        if (current.clusters.length === 0 && !this.catalog.isEmpty) {
-          await sleep(backoff.next(), this.abort.signal);
-          continue;
-        }
-        this.loadSnapshot(current);
-        break;
-      } catch (error) {
-        this.log.warn({ err: errorMessage(error) }, 'catalog rebuild attempt failed; retrying');
-        await sleep(backoff.next(), this.abort.signal).catch(() => undefined);
-      }
-    }
-    this.rebuilding = false;
-    this.storeStateLost = false;
-    this.verifiedGeneration = this.options.store.connectionGeneration;
-    this.sync.resyncAll('the federation store lost its state and was rebuilt');
-    this.log.info({ epoch: this.catalog.epoch, revision: this.catalog.revision }, 'catalog rebuilt; gateways asked to re-send their exports');
-  }
-
-  private async watchStoreHealth(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      const wasReady = this.storeReady;
-      try {
-        const generation = this.options.store.connectionGeneration;
-        await this.options.store.ping();
-        // A store that answers again may have come back empty (Redis restarted without its data):
-        // until the watch notices and the catalog is written back, this replica is not ready, and
-        // the watch is nudged instead of waiting out its back-off.
-        const epoch = await this.options.store.epoch();
-        if (epoch === this.catalog.epoch) this.verifiedGeneration = generation;
-        if (epoch !== this.catalog.epoch && !this.rebuilding && !this.storeStateLost) {
-          this.storeStateLost = true;
-          this.log.error({ epoch: this.catalog.epoch, found: epoch ?? 'none' }, 'the store no longer holds this catalog; not ready until it is rebuilt');
-          this.restartWatch?.();
-        }
-        this.storeReady = true;
-        this.metrics.storeUp.set(1);
-        if (!wasReady) {
-          this.log.info('store reachable again');
-          this.sync.storeRecovered();
-        }
-      } catch (error) {
-        this.storeReady = false;
-        this.metrics.storeUp.set(0);
-        if (wasReady) this.log.error({ err: errorMessage(error) }, 'store unreachable; gateways keep their catalog, writes wait');
-      }
-      try {
-        await sleep(1000, signal);
-      } catch {
-        return;
-      }
-    }
-  }
-
-  /**
-   * Announces this replica in the store and follows the set of live replicas, so that every
-   * gateway learns all of them (in the Sync settings) and can fail over without a load balancer.
-   * The same loop keeps a copy of the audit log for a rebuild.
-   */
-  private async announceReplica(signal: AbortSignal): Promise<void> {
-    const { store } = this.options;
-    const ttl = this.spec.controller.leaseTtl;
-    const interval = heartbeatInterval(ttl);
-    try {
-      while (!signal.aborted) {
-        const now = Date.now();
-        await store.putReplica({ id: this.replicaId, apiAddress: this.addresses.api, startedAt: this.startedAt, expiresAt: now + ttl });
-        const replicas = await store.listReplicas(now);
-        this.liveReplicaIds = new Set(replicas.map((r) => r.id));
-        const others = replicas.filter((r) => r.id !== this.replicaId).map((r) => r.apiAddress);
-        const next = [this.addresses.api, ...others.filter((a) => a !== this.addresses.api)];
-        if (next.join(',') !== this.replicaAddresses.join(',')) {
-          const first = this.replicaAddresses.length === 0;
-          this.replicaAddresses = next;
-          if (!first) this.log.info({ replicas: next }, 'controller replicas changed; telling the gateways');
-          this.sync.replicasChanged();
-        }
-        if (!this.rebuilding && !this.storeStateLost) {
-          const audit = await store.listAudit(1000);
-          // An empty log right after a loss must not replace the copy that is to restore it.
-          if (audit.length > 0 || this.auditCopy.length === 0) this.auditCopy = audit;
-        }
-        await sleep(interval, signal);
-      }
-    } catch (error) {
-      if (signal.aborted) return;
-      throw error;
-    }
+    await this.guard.recover();
   }
 
   async stop(): Promise<void> {
     this.abort.abort();
-    await this.options.store.removeReplica(this.replicaId).catch(() => undefined);
-    this.restartWatch?.();
+    await this.replicas?.withdraw();
+    this.guard?.restartWatch?.();
     await this.closer.close(this.log);
     await this.options.store.close();
   }

@@ -126,7 +126,10 @@ export class ControllerLink {
       },
       policyStatus: () => ({ appliedRevision: this.options.policies.appliedRevision, nack: this.options.policies.nack }),
     });
-    await runResilient(this.client, signal, { log, backoff: { initialMs: 200, maxMs: 10_000 }, healthyAfterMs: 10_000 });
+    // Dialling a controller that is down costs a refused connection: a gateway tries again at least
+    // once a second (spread by jitter), so status is true again within about a second of any
+    // controller restart or failover.
+    await runResilient(this.client, signal, { log, backoff: { initialMs: 200, maxMs: 1000, jitter: 0.5 }, healthyAfterMs: 10_000 });
   }
 
   private readToken(): string | undefined {
