@@ -13,6 +13,7 @@ import { GatewayIdentity } from '../gateway/gateway-identity.js';
 import type { CliIo } from './io.js';
 import { installProcessGuards } from './process-guards.js';
 import { UsageError } from './cli-error.js';
+import { outputOption, printResult } from './output.js';
 import { untilSignal } from './signals.js';
 
 export function gatewayPidFile(stateDir: string): string {
@@ -65,7 +66,8 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
     .requiredOption('--config <file>', 'the cluster file')
     .option('--token <token>', 'the join token')
     .option('--token-file <file>', 'file holding the join token')
-    .action(async (options: { config: string; token?: string; tokenFile?: string }) => {
+    .addOption(outputOption())
+    .action(async (options: { config: string; token?: string; tokenFile?: string; output: string }) => {
       const cluster = loadClusterFile(options.config);
       const tokenFile = options.tokenFile ?? cluster.spec.controller?.tokenFile;
       const token = options.token ?? (tokenFile && existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
@@ -94,6 +96,9 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
         log,
       });
       writeMembership(cluster.stateDir, membership);
-      io.out(`${cluster.metadata.name} joined federation "${membership.federation}"; controller API ${membership.apiAddress}; membership saved in ${join(cluster.stateDir, 'membership.json')}`);
+      const saved = join(cluster.stateDir, 'membership.json');
+      printResult(io, options.output, { cluster: cluster.metadata.name, federation: membership.federation, controller: membership.apiAddress, membershipFile: saved }, () =>
+        io.out(`${cluster.metadata.name} joined federation "${membership.federation}"; controller API ${membership.apiAddress}; membership saved in ${saved}`),
+      );
     });
 }

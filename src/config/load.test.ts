@@ -90,7 +90,7 @@ describe('cluster files: every error with file, line and field path', () => {
     ]],
     ['endpoint ready not boolean', GOOD_CLUSTER.replace('[10.0.0.1]', '[{ address: 10.0.0.1, ready: "yes" }]'), ['clusters/us-east.yaml:13: spec.exports[0].endpoints[0].ready: must be true or false, got a string']],
     ['spec is a list', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: us-east\nspec:\n  - region\n', ['clusters/us-east.yaml:5: spec: must be a mapping, got a list']],
-    ['YAML syntax error', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: [us-east\n', ['clusters/us-east.yaml:5: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
+    ['YAML syntax error', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: [us-east\n', ['clusters/us-east.yaml:4: YAML: "[" opened here is never closed with "]"']],
     ['duplicate key', GOOD_CLUSTER.replace('  zone: us-east-1a', '  zone: us-east-1a\n  zone: us-east-1b'), ['clusters/us-east.yaml:8: YAML: Map keys must be unique']],
     ['empty file', '', ['clusters/us-east.yaml:1: file is empty']],
   ])('%s', (_name, text, expected) => {
@@ -161,7 +161,7 @@ describe('federation directory', () => {
     writeFileSync(join(dir, 'policies', 'bad.yaml'), 'kind: [\n');
     expect(messagesOf(() => loadFederationDirectory(dir, { env: {} }))).toEqual([
       'federation.yaml:6: spec.trustDomain: trust domain must be lower case',
-      'policies/bad.yaml:2: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
+      'policies/bad.yaml:1: YAML: "[" opened here is never closed with "]"',
       'clusters/us-east.yaml:14: spec.exports[0].consumers[0]: no cluster named "mars" in clusters/',
       'clusters/us-west.yaml:8: spec.trustDomain: "us-east.acme.internal" is already the trust domain of cluster us-east; each cluster owns its own',
     ]);

@@ -198,6 +198,7 @@ export class Controller {
       log: this.log.child({ component: 'admin' }),
       federation: this.options.federation.metadata.name,
       federationTrustDomain: this.spec.trustDomain,
+      trustDomainAliases: this.spec.trustDomainAliases,
       replicaId: this.replicaId,
       joinAddress: () => this.addresses.join,
       caAddress: () => this.addresses.admin,

@@ -192,13 +192,13 @@ describe('Istio import: each supported field and the native field it maps to', (
     ['AuthorizationPolicy from.source.principals → SPIFFE IDs (exact, prefix, suffix, "*")', { [FILE]: ap(`  rules:
     - from:
         - source:
-            principals: [cluster.local/ns/shop/sa/web, cluster.local/ns/ops/*, "*/sa/batch", "*", spiffe://td/ns/a/sa/b]
-`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ principals: ['spiffe://cluster.local/ns/shop/sa/web', 'spiffe://cluster.local/ns/ops/*', '*/sa/batch', '*', 'spiffe://td/ns/a/sa/b'] }] }] }],
+            principals: [mesh.example/ns/shop/sa/web, mesh.example/ns/ops/*, "*/sa/batch", "*", spiffe://td/ns/a/sa/b]
+`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ principals: ['spiffe://mesh.example/ns/shop/sa/web', 'spiffe://mesh.example/ns/ops/*', '*/sa/batch', '*', 'spiffe://td/ns/a/sa/b'] }] }] }],
     ['AuthorizationPolicy from.source.notPrincipals and namespaces', { [FILE]: ap(`  rules:
     - from:
-        - source: { notPrincipals: [cluster.local/ns/shop/sa/legacy] }
+        - source: { notPrincipals: [mesh.example/ns/shop/sa/legacy] }
         - source: { namespaces: [shop, ops] }
-`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ notPrincipals: ['spiffe://cluster.local/ns/shop/sa/legacy'] }, { namespaces: ['shop', 'ops'] }] }] }],
+`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ notPrincipals: ['spiffe://mesh.example/ns/shop/sa/legacy'] }, { namespaces: ['shop', 'ops'] }] }] }],
     ['AuthorizationPolicy to.operation methods/paths/ports (ports as numbers)', { [FILE]: ap(`  rules:
     - to:
         - operation:
@@ -249,7 +249,7 @@ describe('Istio import: API versions and kinds', () => {
   it('refuses an unknown Istio API version (reported at kind)', () => {
     const { errors } = compile({ [FILE]: vsHttp('').replace('networking.istio.io/v1beta1', 'networking.istio.io/v2') });
     expect(errors).toEqual([
-      `${FILE}:2: kind: networking.istio.io/v2 VirtualService is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy)`,
+      `${FILE}:2: kind: networking.istio.io/v2 VirtualService is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy) (VirtualService needs apiVersion networking.istio.io/v1)`,
     ]);
   });
 
@@ -497,7 +497,7 @@ describe('Istio import: errors, each at its path', () => {
     ['route to another service', { [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ destination: { host: orders } }]\n') },
       [`${FILE}:9: spec.http[0].route[0].destination.host: routes to another service are not supported (orders is not payments.shop)`]],
     ['subset not defined by a DestinationRule of the set', { [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ destination: { host: payments, subset: v3 } }]\n') },
-      [`${FILE}:9: spec.http[0].route[0].destination.subset: subset "v3" is not defined by a DestinationRule for payments.shop in this set`]],
+      [`${FILE}:9: spec.http[0].route[0].destination.subset: subset "v3" is not defined by a DestinationRule for payments.shop, neither in the documents applied nor among those stored`]],
     ['route entry without destination', { [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ weight: 100 }]\n') }, [`${FILE}:9: spec.http[0].route[0].destination: required`]],
     ['method match other than exact', { [FILE]: vs('  hosts: [payments]\n  http:\n    - match: [{ method: { regex: "GET|HEAD" } }]\n      route: [{ destination: { host: payments } }]\n') },
       [`${FILE}:9: spec.http[0].match[0].method: only method.exact is supported`]],
