@@ -118,6 +118,9 @@ function primaryError(errors: readonly YAMLError[], text: string, lines: LineCou
     if (runOn) offset = Math.max(runOn.pos[0], runOn.pos[1] - 1);
     message = 'bad indentation: this line lines up with none of the keys or list items above it';
   }
+  if (/Sequence item without - indicator/.test(first.message)) {
+    message = 'bad indentation: this line lines up with a list\'s "-" (start a new item with "- ", or indent it as a key of the item above)';
+  }
   const unclosed = /Missing closing|must be sufficiently indented and end with|Unexpected end of|not properly closed/.test(first.message) ? [...openers].reverse().find((o) => o.offset <= offset) : undefined;
   if (unclosed) {
     offset = unclosed.offset;
