@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for fedgate: the Debian packages the tests start (redis-server,
-# docker-compose for validating docker-compose.yml), then the pinned npm packages and a build.
+# docker-compose for validating docker-compose.yml, zsh for running the zsh completion script),
+# then the pinned npm packages and a build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""
