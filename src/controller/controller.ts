@@ -127,7 +127,7 @@ export class Controller {
     for (const component of components) {
       void runResilient(component, signal, { log: this.log, backoff: { initialMs: 200, maxMs: 5000 }, healthyAfterMs: 10_000 });
     }
-    this.log.info({ replica: this.replicaId, ...this.addresses, store: store.kind, federation: federation.metadata.name }, 'controller started');
+    this.log.info({ replica: this.replicaId, ...this.addresses, store: store.kind }, 'controller started');
     return this.addresses;
   }
 
