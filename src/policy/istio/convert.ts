@@ -15,7 +15,7 @@
 import { closest } from '../../config/shape.js';
 import { parseDuration } from '../../core/duration.js';
 import type { InputIssue } from '../../core/errors.js';
-import { TRAFFIC_LIMITS } from '../kinds.js';
+import { NATIVE_API_VERSION, NATIVE_KINDS, TRAFFIC_LIMITS } from '../kinds.js';
 import { TrustDomainResolver } from '../trust-domains.js';
 
 export const ISTIO_NETWORKING_VERSIONS = ['networking.istio.io/v1alpha3', 'networking.istio.io/v1beta1', 'networking.istio.io/v1'];
@@ -234,7 +234,14 @@ export function convertIstio(inputs: readonly IstioInput[], options: ConvertOpti
     else if (kind === 'AuthorizationPolicy' && ISTIO_SECURITY_VERSIONS.includes(api)) converted = authorizationPolicy(ctx, spec);
     else {
       const known = ISTIO_KINDS[kind];
-      const hint = known ? ` (${kind} needs apiVersion ${known})` : closest(kind, Object.keys(ISTIO_KINDS)) ? ` (did you mean "${closest(kind, Object.keys(ISTIO_KINDS))}"?)` : '';
+      const nearest = closest(kind, Object.keys(ISTIO_KINDS));
+      const hint = known
+        ? ` (${kind} needs apiVersion ${known})`
+        : (NATIVE_KINDS as readonly string[]).includes(kind)
+          ? ` (${kind} is a fedgate kind: apiVersion ${NATIVE_API_VERSION})`
+          : nearest
+            ? ` (did you mean "${nearest}"?)`
+            : '';
       r.error(['kind'], `${api} ${kind} is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy)${hint}`);
     }
     // A document with errors is reported once, in its own terms, not again as the policies it would make.
