@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for fedgate: the Debian packages the tests start (redis-server,
 # docker-compose for validating docker-compose.yml, prometheus for promtool and a Prometheus that
-# evaluates the alert rules), then the pinned npm packages and a build.
+# evaluates the alert rules, zsh for running the zsh completion script), then the pinned npm
+# packages and a build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""

@@ -6,6 +6,7 @@ import { parseDuration } from '../core/duration.js';
 import { BootstrapTokens } from '../pki/signer/bootstrap-tokens.js';
 import { UsageError } from './cli-error.js';
 import type { CliIo } from './io.js';
+import { outputOption, printResult } from './output.js';
 
 /** `fedgate ca signer-token create`: a one-time credential for a gateway's first certificate on a plain host. */
 export function registerCaSignerTokenCommand(ca: Command, io: CliIo): void {
@@ -16,7 +17,8 @@ export function registerCaSignerTokenCommand(ca: Command, io: CliIo): void {
     .requiredOption('--tokens <dir>', "the signer's --bootstrap-tokens directory")
     .option('--ttl <duration>', 'lifetime', '1h')
     .option('--out <file>', 'write the token to a file (mode 0600) instead of printing it')
-    .action((options: { tokens: string; ttl: string; out?: string }) => {
+    .addOption(outputOption())
+    .action((options: { tokens: string; ttl: string; out?: string; output: string }) => {
       let ttlMs: number;
       try {
         ttlMs = parseDuration(options.ttl);
@@ -28,10 +30,15 @@ export function registerCaSignerTokenCommand(ca: Command, io: CliIo): void {
       if (options.out) {
         mkdirSync(dirname(options.out), { recursive: true });
         writeFileAtomicSync(options.out, `${created.token}\n`, { mode: 0o600 });
-        io.out(`signer bootstrap token ${created.id} written to ${options.out} (expires ${expires}, single use)`);
-      } else {
-        io.out(created.token);
-        io.err(`signer bootstrap token ${created.id}, expires ${expires}, single use`);
       }
+      const data = { id: created.id, expiresAt: expires, ...(options.out ? { file: options.out } : { token: created.token }) };
+      printResult(io, options.output, data, () => {
+        if (options.out) {
+          io.out(`signer bootstrap token ${created.id} written to ${options.out} (expires ${expires}, single use)`);
+        } else {
+          io.out(created.token);
+          io.err(`signer bootstrap token ${created.id}, expires ${expires}, single use`);
+        }
+      });
     });
 }

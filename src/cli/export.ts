@@ -5,6 +5,7 @@ import type { DiscoveryState } from '../discovery/provider.js';
 import { UsageError } from './cli-error.js';
 import { discoveryFor } from './gateway.js';
 import type { CliIo } from './io.js';
+import { outputOption, printResult } from './output.js';
 
 function rows(state: DiscoveryState): string[] {
   const exports = [...state.exports.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
@@ -28,10 +29,9 @@ export function registerExportCommand(program: Command, io: CliIo): void {
     .command('list')
     .description('list the exports of a cluster (file mode: its cluster file; kubernetes mode: ServiceExports in the API server)')
     .requiredOption('--config <file>', 'the cluster file')
-    .option('-o, --output <format>', 'text or json', 'text')
+    .addOption(outputOption())
     .option('--timeout <seconds>', 'kubernetes mode: how long to wait for the first complete list', '20')
     .action(async (options: { config: string; output: string; timeout: string }) => {
-      if (!['text', 'json'].includes(options.output)) throw new UsageError(`-o must be text or json (got "${options.output}")`);
       const cluster = loadClusterFile(options.config);
       const log = createRootLogger({ name: 'fedgate-export', level: 'warn' });
       const discovery = await discoveryFor(cluster, log);
@@ -52,10 +52,8 @@ export function registerExportCommand(program: Command, io: CliIo): void {
         if (result === 'timeout') throw new UsageError(`the Kubernetes API did not list ServiceExports, Services and EndpointSlices within ${options.timeout}s`);
         state = discovery.current();
       }
-      if (options.output === 'json') {
-        io.out(JSON.stringify({ source: state.source, exports: [...state.exports.values()] }, null, 2));
-      } else {
+      printResult(io, options.output, { source: state.source, exports: [...state.exports.values()] }, () => {
         for (const line of rows(state)) io.out(line);
-      }
+      });
     });
 }

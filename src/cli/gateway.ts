@@ -17,6 +17,7 @@ import { GatewayIdentity } from '../gateway/gateway-identity.js';
 import type { CliIo } from './io.js';
 import { installProcessGuards } from './process-guards.js';
 import { UsageError } from './cli-error.js';
+import { outputOption, printResult } from './output.js';
 import { untilSignal } from './signals.js';
 
 export function gatewayPidFile(stateDir: string): string {
@@ -84,7 +85,8 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
     .option('--token-file <file>', 'file holding the join token')
     .option('--rejoin', 'join again although membership.json exists (the controller lost its state, or the cluster was removed); keeps the cluster CA and certificates, replaces the membership; a running gateway picks it up')
     .option('--controller-ca <file>', "the controller CA certificate, when the controller's admin port (GET /ca.crt) is not reachable; checked against the token's hash")
-    .action(async (options: { config: string; token?: string; tokenFile?: string; rejoin?: boolean; controllerCa?: string }) => {
+    .addOption(outputOption())
+    .action(async (options: { config: string; token?: string; tokenFile?: string; rejoin?: boolean; controllerCa?: string; output: string }) => {
       const cluster = loadClusterFile(options.config);
       const tokenFile = options.tokenFile ?? cluster.spec.controller?.tokenFile;
       const token = options.token ?? (tokenFile && existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : undefined);
@@ -122,6 +124,10 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
         controllerCaPem: options.controllerCa ? readFileSync(options.controllerCa, 'utf8') : undefined,
       });
       writeMembership(cluster.stateDir, membership);
-      io.out(`${cluster.metadata.name} ${existing || options.rejoin ? 're-joined' : 'joined'} federation "${membership.federation}"; controller API ${membership.apiAddress}; membership saved in ${membershipFile(cluster.stateDir)}`);
+      const saved = membershipFile(cluster.stateDir);
+      const verb = existing || options.rejoin ? 're-joined' : 'joined';
+      printResult(io, options.output, { cluster: cluster.metadata.name, federation: membership.federation, controller: membership.apiAddress, membershipFile: saved, rejoined: verb === 're-joined' }, () =>
+        io.out(`${cluster.metadata.name} ${verb} federation "${membership.federation}"; controller API ${membership.apiAddress}; membership saved in ${saved}`),
+      );
     });
 }

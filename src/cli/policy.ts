@@ -2,19 +2,30 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { formatIssue, type InputIssue } from '../core/errors.js';
+import { inspectFederationDirectory } from '../config/load.js';
 import { parseYaml, readYamlFile, toYaml, type ParsedYaml } from '../config/yaml-source.js';
 import { asWritten, listItems } from '../policy/envelope.js';
 import type { PolicyInput } from '../policy/compile.js';
 import { validatePolicySet, type PolicySetResult } from '../policy/policy-set.js';
+import type { PolicyContext } from '../policy/trust-domains.js';
 import { withAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
 import { ExitWith, UsageError } from './cli-error.js';
 import type { CliIo } from './io.js';
+import { outputOption, printResult } from './output.js';
 
-type Output = 'text' | 'json' | 'yaml';
-
-function outputOf(value: string): Output {
-  if (value !== 'text' && value !== 'json' && value !== 'yaml') throw new UsageError(`-o must be text, json or yaml (got "${value}")`);
-  return value;
+/**
+ * The trust domains policies are checked against here: the aliases of federation.yaml and the
+ * clusters of clusters/*.yaml, read from a federation-config directory when there is one. A broken
+ * file there leaves out what it would have told (never a false "matches no caller").
+ */
+export function localPolicyContext(dir: string | undefined): PolicyContext {
+  if (!dir || !existsSync(join(dir, 'federation.yaml'))) return {};
+  const report = inspectFederationDirectory(dir);
+  const complete = report.failedClusters.length === 0 && report.clusters.length > 0;
+  return {
+    ...(report.federation ? { trustDomainAliases: report.federation.spec.trustDomainAliases } : {}),
+    ...(complete ? { memberTrustDomains: report.clusters.map((c) => c.spec.trustDomain) } : {}),
+  };
 }
 
 /** Files named on the command line: YAML files, and the *.yaml / *.yml files of directories (recursively, sorted). */
@@ -72,9 +83,13 @@ function readPolicyFiles(paths: readonly string[]): ReadSet {
   return { inputs, origins, syntax, files: files.length + (paths.includes('-') ? 1 : 0) };
 }
 
-export function validateFiles(paths: readonly string[]): { read: ReadSet; result: PolicySetResult; errors: InputIssue[] } {
+/**
+ * Validates files as a set that the controller may complete: a VirtualService subset defined only
+ * by a DestinationRule stored there is a warning here (the controller has the last word).
+ */
+export function validateFiles(paths: readonly string[], context: PolicyContext = {}): { read: ReadSet; result: PolicySetResult; errors: InputIssue[] } {
   const read = readPolicyFiles(paths);
-  const result = validatePolicySet(read.inputs);
+  const result = validatePolicySet(read.inputs, { unresolvedSubsets: 'warning', ...context });
   const errors = [...read.syntax, ...result.issues];
   if (read.inputs.length === 0 && errors.length === 0) errors.push({ path: '', message: `no policy documents in ${paths.join(', ')}` });
   return { read, result, errors };
@@ -85,8 +100,19 @@ function printIssues(io: CliIo, errors: readonly InputIssue[], warnings: readonl
   for (const w of warnings) io.err(`warning: ${formatIssue(w)}`);
 }
 
-function issueJson(issue: InputIssue): Record<string, unknown> {
+export function issueJson(issue: InputIssue): Record<string, unknown> {
   return { source: issue.source, line: issue.line, path: issue.path, message: issue.message, text: formatIssue(issue) };
+}
+
+/**
+ * The controller's warnings (the authoritative ones: it saw the stored set) in the words of the
+ * local check where it found the same thing, since only the local check knows the field's line.
+ */
+export function appliedWarnings(fromController: readonly string[], local: readonly InputIssue[]): string[] {
+  return fromController.map((text) => {
+    const same = local.find((l) => text.endsWith(`${l.path ? `${l.path}: ` : ''}${l.message}`));
+    return same ? formatIssue(same) : text;
+  });
 }
 
 export function registerPolicyCommand(program: Command, io: CliIo): void {
@@ -96,23 +122,21 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     .command('validate')
     .description('validate policy documents (native and Istio); every error with file:line: path; exit code 1 on errors')
     .requiredOption('-f, --filename <path...>', 'YAML files or directories; - reads standard input (e.g. kubectl get … -o yaml)')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action((options: { filename: string[]; output: string }) => {
-      const output = outputOf(options.output);
-      const { read, result, errors } = validateFiles(options.filename);
-      if (output === 'text') {
+    .addOption(outputOption())
+    .option('--federation-config <dir>', 'federation-config directory: trust-domain aliases and the clusters\' trust domains principals are checked against', 'federation-config')
+    .action((options: { filename: string[]; output: string; federationConfig: string }) => {
+      const { read, result, errors } = validateFiles(options.filename, localPolicyContext(options.federationConfig));
+      const report = {
+        valid: errors.length === 0,
+        documents: result.policies.map((p) => p.key),
+        compiled: result.set.policies.map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name, service: p.service, clusters: p.clusters, from: p.origin })),
+        errors: errors.map(issueJson),
+        warnings: result.warnings.map(issueJson),
+      };
+      printResult(io, options.output, report, () => {
         printIssues(io, errors, result.warnings);
         io.out(`${read.inputs.length} documents in ${read.files} files: ${errors.length} errors, ${result.warnings.length} warnings${errors.length === 0 ? ' — valid' : ''}`);
-      } else {
-        const report = {
-          valid: errors.length === 0,
-          documents: result.policies.map((p) => p.key),
-          compiled: result.set.policies.map((p) => ({ kind: p.kind, namespace: p.namespace, name: p.name, service: p.service, clusters: p.clusters, from: p.origin })),
-          errors: errors.map(issueJson),
-          warnings: result.warnings.map(issueJson),
-        };
-        io.out(output === 'json' ? JSON.stringify(report, null, 2) : toYaml(report).trimEnd());
-      }
+      });
       if (errors.length > 0) throw new ExitWith(1);
     });
 
@@ -120,9 +144,10 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     policy
       .command('apply')
       .description('validate documents here, then send them to the controller (validated again there with the stored set) as one new policy revision')
-      .requiredOption('-f, --filename <path...>', 'YAML files or directories; - reads standard input (e.g. kubectl get … -o yaml)'),
-  ).action(async (options: AdminTargetOptions & { filename: string[] }) => {
-    const { read, result, errors } = validateFiles(options.filename);
+      .requiredOption('-f, --filename <path...>', 'YAML files or directories; - reads standard input (e.g. kubectl get … -o yaml)')
+      .addOption(outputOption()),
+  ).action(async (options: AdminTargetOptions & { filename: string[]; output: string }) => {
+    const { read, result, errors } = validateFiles(options.filename, localPolicyContext(options.federationConfig));
     if (errors.length > 0) {
       printIssues(io, errors, result.warnings);
       io.err(`nothing applied: ${errors.length} errors`);
@@ -134,14 +159,17 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
         sources: read.origins,
       }),
     );
-    for (const warning of response.warnings) io.err(`warning: ${warning}`);
-    io.out(`applied ${read.inputs.length} documents: policy revision ${response.revision}`);
-    io.out('check where it is in force with "fedgate status"');
+    const warnings = appliedWarnings(response.warnings, result.warnings);
+    printResult(io, options.output, { revision: response.revision, documents: result.policies.map((p) => p.key), warnings }, () => {
+      for (const warning of warnings) io.err(`warning: ${warning}`);
+      io.out(`applied ${read.inputs.length} documents: policy revision ${response.revision}`);
+      io.out('check where it is in force with "fedgate status"');
+    });
   });
 
-  withAdminTarget(policy.command('list').description('the stored policy set').option('-o, --output <format>', 'text, json or yaml (yaml prints the documents)', 'text')).action(
+  withAdminTarget(policy.command('list').description('the stored policy set').addOption(outputOption().default('text', 'text; yaml prints the documents themselves'))).action(
     async (options: AdminTargetOptions & { output: string }) => {
-      const output = outputOf(options.output);
+      const output = options.output;
       const response = await withAdmin(options, (admin) => admin.call.listPolicies({}));
       if (output === 'text') {
         io.out(`policy revision ${response.revision}, ${response.policies.length} documents`);
@@ -154,9 +182,9 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     },
   );
 
-  withAdminTarget(policy.command('delete <key>').description('delete one stored document (key as listed: Kind/namespace/name)')).action(async (key: string, options: AdminTargetOptions) => {
+  withAdminTarget(policy.command('delete <key>').description('delete one stored document (key as listed: Kind/namespace/name)').addOption(outputOption())).action(async (key: string, options: AdminTargetOptions & { output: string }) => {
     if (!/^[A-Za-z]+\/[a-z0-9-]+\/[a-z0-9.-]+$/.test(key)) throw new UsageError(`"${key}" is not a policy key (Kind/namespace/name, as "fedgate policy list" shows)`);
     const response = await withAdmin(options, (admin) => admin.call.deletePolicy({ key }));
-    io.out(response.message);
+    printResult(io, options.output, { key, revision: response.revision, message: response.message }, () => io.out(response.message));
   });
 }

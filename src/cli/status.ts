@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { toYaml } from '../config/yaml-source.js';
 import type { StatusResponse } from '../proto/gen/fedgate.js';
 import { withAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
-import { UsageError } from './cli-error.js';
 import type { CliIo } from './io.js';
+import { outputOption, printResult } from './output.js';
 
 /** The federation as `fedgate status -o json|yaml` prints it: stable field names for scripts. */
 export interface FederationStatusView {
@@ -165,13 +164,13 @@ export function registerStatusCommand(program: Command, io: CliIo): void {
     program
       .command('status')
       .description('clusters (state, connection, applied catalog and policy revisions, refusals), services, recent operations')
-      .option('-o, --output <format>', 'table, json or yaml', 'table'),
+      // "table" is the name this output had before every command took text|json|yaml.
+      .addOption(outputOption(['table'])),
   ).action(async (options: AdminTargetOptions & { output: string }) => {
-    if (!['table', 'json', 'yaml'].includes(options.output)) throw new UsageError(`-o must be table, json or yaml (got "${options.output}")`);
     const response = await withAdmin(options, (admin) => admin.call.status({}));
     const view = statusView(response);
-    if (options.output === 'json') io.out(JSON.stringify(view, null, 2));
-    else if (options.output === 'yaml') io.out(toYaml(view).trimEnd());
-    else for (const line of renderStatus(view)) io.out(line);
+    printResult(io, options.output, view, () => {
+      for (const line of renderStatus(view)) io.out(line);
+    });
   });
 }

@@ -1,6 +1,6 @@
 import { formatDuration } from '../core/duration.js';
 import { trustDomainProblem } from '../model/spiffe-id.js';
-import { address, arrayOf, dnsLabel, duration, int, literal, num, object, optional, recordOf, refine, section, str, type Infer, type Shape } from './shape.js';
+import { address, arrayOf, dnsLabel, duration, either, int, literal, num, object, optional, recordOf, refine, section, str, transform, type Infer, type Shape } from './shape.js';
 
 export const API_VERSION = 'fedgate.io/v1alpha1';
 
@@ -85,6 +85,26 @@ export function gatewayDefaultsDocument(defaults: GatewayDefaults): Record<strin
   return document;
 }
 
+/**
+ * One trust-domain alias: a plain name stands for every member cluster's trust domain (Istio's
+ * `trustDomainAliases`); `{ alias, trustDomains }` for the listed member trust domains only.
+ */
+export const trustDomainAliasShape = either(
+  transform(trustDomain(), (alias): { alias: string; trustDomains?: string[] } => ({ alias })),
+  object({
+    /** The trust domain policies may name (e.g. cluster.local). */
+    alias: trustDomain(),
+    /** The member trust domains it stands for. */
+    trustDomains: arrayOf(trustDomain(), { minItems: 1, uniqueBy: (td) => td, uniqueMessage: 'trust domain listed twice' }),
+  }),
+  (value) => (typeof value === 'string' ? 'first' : 'second'),
+);
+
+export type TrustDomainAliasConfig = Infer<typeof trustDomainAliasShape>;
+
+/** Without spec.trustDomainAliases: Istio's default trust domain stands for every member. */
+export const DEFAULT_TRUST_DOMAIN_ALIASES: readonly TrustDomainAliasConfig[] = [{ alias: 'cluster.local' }];
+
 export const federationShape = object({
   apiVersion: literal(API_VERSION),
   kind: literal('Federation'),
@@ -92,6 +112,12 @@ export const federationShape = object({
   spec: object({
     /** Trust domain of the controller's own CA; the controller is spiffe://<trustDomain>/fedgate/controller. */
     trustDomain: trustDomain(),
+    /**
+     * Trust domains that policies may name in place of members' ones, as in Istio's mesh config: an
+     * AuthorizationPolicy principal `cluster.local/ns/shop/sa/web` then matches shop/web in each
+     * cluster the alias stands for. Default `[cluster.local]` (every member); `[]` turns it off.
+     */
+    trustDomainAliases: optional(arrayOf(trustDomainAliasShape, { uniqueBy: (a) => a.alias, uniqueMessage: 'alias listed twice' }), [...DEFAULT_TRUST_DOMAIN_ALIASES]),
     controller: section({
       /** gRPC API (Sync, Status, Admin), mutual TLS. */
       listen: optional(address(), '0.0.0.0:15012'),

@@ -2,7 +2,8 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { loadClusterFile, loadFederationDirectory, loadFederationFile } from './load.js';
+import { formatIssue } from '../core/errors.js';
+import { inspectFederationDirectory, loadClusterFile, loadFederationDirectory, loadFederationFile } from './load.js';
 
 const GOOD_CLUSTER = `apiVersion: fedgate.io/v1alpha1
 kind: Cluster
@@ -99,7 +100,7 @@ describe('cluster files: every error with file, line and field path', () => {
     ]],
     ['endpoint ready not boolean', GOOD_CLUSTER.replace('[10.0.0.1]', '[{ address: 10.0.0.1, ready: "yes" }]'), ['clusters/us-east.yaml:13: spec.exports[0].endpoints[0].ready: must be true or false, got a string']],
     ['spec is a list', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: us-east\nspec:\n  - region\n', ['clusters/us-east.yaml:5: spec: must be a mapping, got a list']],
-    ['YAML syntax error', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: [us-east\n', ['clusters/us-east.yaml:5: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
+    ['YAML syntax error', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: [us-east\n', ['clusters/us-east.yaml:4: YAML: "[" opened here is never closed with "]"']],
     ['duplicate key', GOOD_CLUSTER.replace('  zone: us-east-1a', '  zone: us-east-1a\n  zone: us-east-1b'), ['clusters/us-east.yaml:8: YAML: Map keys must be unique']],
     ['empty file', '', ['clusters/us-east.yaml:1: file is empty']],
   ])('%s', (_name, text, expected) => {
@@ -183,7 +184,7 @@ describe('federation directory', () => {
     writeFileSync(join(dir, 'policies', 'bad.yaml'), 'kind: [\n');
     expect(messagesOf(() => loadFederationDirectory(dir, { env: {} }))).toEqual([
       'federation.yaml:6: spec.trustDomain: trust domain must be lower case',
-      'policies/bad.yaml:2: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
+      'policies/bad.yaml:1: YAML: "[" opened here is never closed with "]"',
       'clusters/us-east.yaml:14: spec.exports[0].consumers[0]: no cluster named "mars" in clusters/',
       'clusters/us-west.yaml:8: spec.trustDomain: "us-east.acme.internal" is already the trust domain of cluster us-east; each cluster owns its own',
     ]);
@@ -193,5 +194,60 @@ describe('federation directory', () => {
     const loaded = loadFederationDirectory(join(process.cwd(), 'federation-config'), { env: {} });
     expect(loaded.federation.metadata.name).toBe('acme');
     expect(loaded.clusters.map((c) => c.metadata.name)).toEqual(['eu-west', 'us-east', 'us-west']);
+  });
+});
+
+describe('spec.trustDomainAliases', () => {
+  it('defaults to cluster.local standing for every member', () => {
+    writeFileSync(join(dir, 'federation.yaml'), GOOD_FEDERATION);
+    expect(loadFederationFile(join(dir, 'federation.yaml'), { env: {} }).spec.trustDomainAliases).toEqual([{ alias: 'cluster.local' }]);
+  });
+
+  it('takes plain names (every member) and { alias, trustDomains } (those members)', () => {
+    writeFileSync(join(dir, 'federation.yaml'), `${GOOD_FEDERATION}  trustDomainAliases:\n    - cluster.local\n    - { alias: legacy.acme, trustDomains: [us-east.acme.internal] }\n`);
+    expect(loadFederationFile(join(dir, 'federation.yaml'), { env: {} }).spec.trustDomainAliases).toEqual([{ alias: 'cluster.local' }, { alias: 'legacy.acme', trustDomains: ['us-east.acme.internal'] }]);
+  });
+
+  it.each<[string, string, string[]]>([
+    ['the federation\'s own trust domain', '  trustDomainAliases: [acme.internal]\n', ['federation.yaml:7: spec.trustDomainAliases[0]: "acme.internal" is the federation\'s own trust domain (the controller\'s and operators\' identities), not a caller\'s']],
+    ['an alias listed twice', '  trustDomainAliases: [cluster.local, cluster.local]\n', ['federation.yaml:7: spec.trustDomainAliases[1]: alias listed twice (same as [0])']],
+    ['not a trust domain', '  trustDomainAliases: [Cluster.Local]\n', ['federation.yaml:7: spec.trustDomainAliases[0]: trust domain must be lower case']],
+    ['an empty target list', '  trustDomainAliases: [{ alias: x.y, trustDomains: [] }]\n', ['federation.yaml:7: spec.trustDomainAliases[0].trustDomains: must not be empty']],
+  ])('refuses %s', (_name, extra, expected) => {
+    expect(federationErrors(`${GOOD_FEDERATION}${extra}`)).toEqual(expected);
+  });
+
+  it('warns about an alias that is a member\'s trust domain, and a target that is no member\'s', () => {
+    writeFileSync(join(dir, 'federation.yaml'), `${GOOD_FEDERATION}  trustDomainAliases:\n    - us-east.acme.internal\n    - { alias: legacy.acme, trustDomains: [us-east.acme.internal, mars.acme.internal] }\n`);
+    writeFileSync(join(dir, 'clusters', 'us-east.yaml'), GOOD_CLUSTER);
+    const report = inspectFederationDirectory(dir, { env: {} });
+    expect(report.issues.map((i) => `${i.severity}: ${formatIssue(i)}`)).toEqual([
+      'warning: federation.yaml:8: spec.trustDomainAliases[0]: "us-east.acme.internal" is the trust domain of cluster us-east: policies naming it mean that cluster only, not the alias',
+      'warning: federation.yaml:9: spec.trustDomainAliases[1].trustDomains[1]: "mars.acme.internal" is no cluster\'s trust domain in clusters/',
+    ]);
+  });
+});
+
+describe('inspectFederationDirectory: what a broken file does not hide', () => {
+  it('a consumer naming a cluster whose own file is broken is not reported as "no cluster named"', () => {
+    writeFileSync(join(dir, 'federation.yaml'), GOOD_FEDERATION);
+    writeFileSync(join(dir, 'clusters', 'us-east.yaml'), GOOD_CLUSTER.replace('      endpoints: [10.0.0.1]', '      endpoints: [10.0.0.1]\n      consumers: [us-west, mars]'));
+    writeFileSync(join(dir, 'clusters', 'us-west.yaml'), GOOD_CLUSTER.replace('name: us-east', 'name: us-west').replace('  region: us-east-1\n', ''));
+    const report = inspectFederationDirectory(dir, { env: {} });
+    expect(report.failedClusters).toEqual(['us-west']);
+    expect(report.clusters.map((c) => c.metadata.name)).toEqual(['us-east']);
+    expect(report.issues.map(formatIssue)).toEqual([
+      'clusters/us-west.yaml:5: spec.region: required',
+      'clusters/us-east.yaml:14: spec.exports[0].consumers[1]: no cluster named "mars" in clusters/',
+    ]);
+  });
+
+  it('reads policies/ even when federation.yaml and a cluster file are broken', () => {
+    writeFileSync(join(dir, 'federation.yaml'), GOOD_FEDERATION.replace('acme.internal', 'Acme'));
+    writeFileSync(join(dir, 'clusters', 'us-east.yaml'), 'kind: [\n');
+    writeFileSync(join(dir, 'policies', 'ok.yaml'), 'apiVersion: fedgate.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: x}\nspec: {timeout: 1s}\n');
+    const report = inspectFederationDirectory(dir, { env: {} });
+    expect(report.federation).toBeUndefined();
+    expect(report.policyDocuments.map((d) => d.value)).toEqual([{ apiVersion: 'fedgate.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'x' }, spec: { timeout: '1s' } }]);
   });
 });

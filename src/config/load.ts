@@ -93,19 +93,39 @@ function display(file: string, root: string | undefined): string {
 
 /** Loads `federation.yaml`: parsed, overridden from the environment, validated with defaults, frozen. */
 export function loadFederationFile(file: string, options: LoadOptions = {}): FederationConfig {
+  return loadFederationDocument(file, options).config;
+}
+
+function loadFederationDocument(file: string, options: LoadOptions): { config: FederationConfig; document: YamlDocument } {
   const absolute = resolve(file);
   const shown = display(absolute, options.displayRoot);
   const { document, issues } = singleDocument(absolute, shown);
   if (!document) throw new ConfigError(issues);
   const result = validateDocument(document, federationShape, FEDERATION_ENV, options.env ?? process.env);
-  if (!result.value) throw new ConfigError(result.issues);
-  return deepFreeze(finishFederation(result.value, absolute));
+  const problems = [...result.issues];
+  if (result.value) problems.push(...federationFileChecks(result.value, document));
+  if (!result.value || problems.some((p) => p.severity !== 'warning')) throw new ConfigError(problems);
+  return { config: deepFreeze(finishFederation(result.value, absolute)), document };
+}
+
+function federationFileChecks(value: NonNullable<ReturnType<typeof federationShape.check>>, document: YamlDocument): InputIssue[] {
+  const issues: InputIssue[] = [];
+  value.spec.trustDomainAliases.forEach((entry, index) => {
+    if (entry.alias === value.spec.trustDomain) {
+      const path: FieldPath = ['spec', 'trustDomainAliases', index];
+      issues.push({ source: document.source, line: document.lineOf(path), path: formatPath(path), message: `"${entry.alias}" is the federation's own trust domain (the controller's and operators' identities), not a caller's` });
+    }
+  });
+  return issues;
 }
 
 /** Validates a federation config given as an object (embedded defaults, tests). */
 export function federationFromObject(value: unknown, source = '<embedded federation>', baseDir = process.cwd()): FederationConfig {
-  const result = validateDocument(YamlDocument.fromValue(source, structuredClone(value)), federationShape, [], {});
-  if (!result.value) throw new ConfigError(result.issues);
+  const document = YamlDocument.fromValue(source, structuredClone(value));
+  const result = validateDocument(document, federationShape, [], {});
+  const problems = [...result.issues];
+  if (result.value) problems.push(...federationFileChecks(result.value, document));
+  if (!result.value || problems.some((p) => p.severity !== 'warning')) throw new ConfigError(problems);
   return deepFreeze(finishFederation(result.value, join(baseDir, 'federation.yaml'), true));
 }
 
@@ -212,11 +232,36 @@ function yamlFiles(dir: string): string[] {
 }
 
 /**
+ * Everything a federation-config directory holds that could be read, with every problem: what
+ * `fedgate config validate` reports, and what tools that only need part of it (the policy
+ * commands' trust domains) use even when another file is broken.
+ */
+export interface FederationDirectoryReport {
+  root: string;
+  /** Undefined when federation.yaml is missing or invalid. */
+  federation: FederationConfig | undefined;
+  /** The cluster files that are valid. */
+  clusters: ClusterConfig[];
+  /** Names of the cluster files that are not (the name a cluster file must give itself is its file name). */
+  failedClusters: string[];
+  policyDocuments: YamlDocument[];
+  /** Errors and warnings of every file, and across files. */
+  issues: InputIssue[];
+}
+
+/**
  * Loads federation.yaml, clusters/*.yaml and policies/*.yaml, reporting the problems of every file
  * at once, plus what only shows across files (two clusters with one trust domain, a consumer that
  * names no cluster).
  */
 export function loadFederationDirectory(dir: string, options: LoadOptions = {}): FederationDirectory {
+  const report = inspectFederationDirectory(dir, options);
+  if (report.issues.some((i) => i.severity !== 'warning') || !report.federation) throw new ConfigError(report.issues);
+  return { root: report.root, federation: report.federation, clusters: report.clusters, policyDocuments: report.policyDocuments };
+}
+
+/** Reads a federation-config directory without stopping at the first broken file (see FederationDirectoryReport). */
+export function inspectFederationDirectory(dir: string, options: LoadOptions = {}): FederationDirectoryReport {
   const root = resolve(dir);
   const opts = { ...options, displayRoot: options.displayRoot ?? root };
   const issues: InputIssue[] = [];
@@ -235,11 +280,13 @@ export function loadFederationDirectory(dir: string, options: LoadOptions = {}):
       throw error;
     }
   };
-  const federation = collect(() => loadFederationFile(join(root, 'federation.yaml'), opts));
+  const federation = collect(() => loadFederationDocument(join(root, 'federation.yaml'), opts));
   const loaded: Array<{ config: ClusterConfig; document: YamlDocument }> = [];
+  const failedClusters: string[] = [];
   for (const file of yamlFiles(join(root, 'clusters'))) {
     const cluster = collect(() => loadClusterDocument(file, opts));
     if (cluster) loaded.push(cluster);
+    else failedClusters.push(basename(file).replace(/\.ya?ml$/, ''));
   }
   const clusters = loaded.map((c) => c.config);
   const policyDocuments: YamlDocument[] = [];
@@ -249,14 +296,38 @@ export function loadFederationDirectory(dir: string, options: LoadOptions = {}):
     issues.push(...parsed.issues);
     policyDocuments.push(...parsed.documents);
   }
-  issues.push(...crossClusterIssues(loaded));
-  if (issues.some((i) => i.severity !== 'warning') || !federation) throw new ConfigError(issues);
-  return { root, federation, clusters, policyDocuments };
+  issues.push(...crossClusterIssues(loaded, failedClusters));
+  if (federation) issues.push(...aliasIssues(federation, loaded, failedClusters.length > 0));
+  return { root, federation: federation?.config, clusters, failedClusters, policyDocuments, issues };
 }
 
-function crossClusterIssues(loaded: ReadonlyArray<{ config: ClusterConfig; document: YamlDocument }>): InputIssue[] {
+/** Aliases against the members: a member's own trust domain, or an alias target that is no member's. */
+function aliasIssues(federation: { config: FederationConfig; document: YamlDocument }, loaded: ReadonlyArray<{ config: ClusterConfig }>, incomplete: boolean): InputIssue[] {
   const issues: InputIssue[] = [];
-  const names = new Set(loaded.map((c) => c.config.metadata.name));
+  const owners = new Map(loaded.map((c) => [c.config.spec.trustDomain, c.config.metadata.name]));
+  const { document } = federation;
+  const warn = (path: FieldPath, message: string): void => {
+    issues.push({ source: document.source, line: document.lineOf(path), path: formatPath(path), message, severity: 'warning' });
+  };
+  federation.config.spec.trustDomainAliases.forEach((entry, index) => {
+    const owner = owners.get(entry.alias);
+    if (owner) warn(['spec', 'trustDomainAliases', index], `"${entry.alias}" is the trust domain of cluster ${owner}: policies naming it mean that cluster only, not the alias`);
+    // With a broken cluster file the members are not all known: no guessing.
+    if (incomplete) return;
+    entry.trustDomains?.forEach((td, k) => {
+      if (!owners.has(td)) warn(['spec', 'trustDomainAliases', index, 'trustDomains', k], `"${td}" is no cluster's trust domain in clusters/`);
+    });
+  });
+  return issues;
+}
+
+/**
+ * Problems only visible across cluster files. A cluster whose own file failed still counts as a
+ * name (its file is named after it), so it is not reported again as "no cluster named".
+ */
+function crossClusterIssues(loaded: ReadonlyArray<{ config: ClusterConfig; document: YamlDocument }>, failed: readonly string[] = []): InputIssue[] {
+  const issues: InputIssue[] = [];
+  const names = new Set([...loaded.map((c) => c.config.metadata.name), ...failed]);
   const byTrustDomain = new Map<string, ClusterConfig>();
   for (const { config: cluster, document } of loaded) {
     const at = (path: FieldPath, message: string): void => {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, stringify, type Document, type Node } from 'yaml';
+import { CST, isMap, isPair, isScalar, isSeq, LineCounter, Parser, parseAllDocuments, stringify, type Document, type Node, type YAMLError } from 'yaml';
 import { ErrorCodes, FedgateError, type InputIssue } from '../core/errors.js';
 import type { FieldPath, ShapeIssue } from './shape.js';
 
@@ -69,6 +69,66 @@ export interface ParsedYaml {
   issues: InputIssue[];
 }
 
+/** A quote or flow bracket that is never closed, where it opens. */
+interface Opener {
+  offset: number;
+  open: string;
+  close: string;
+}
+
+function unclosedOpeners(text: string): Opener[] {
+  const out: Opener[] = [];
+  const check = (node: CST.Token | null | undefined): void => {
+    if (!node) return;
+    if (node.type === 'flow-collection') {
+      const close = node.start.source === '[' ? ']' : '}';
+      if (!node.end.some((t) => t.source === close)) out.push({ offset: node.offset, open: node.start.source, close });
+    } else if (node.type === 'single-quoted-scalar' || node.type === 'double-quoted-scalar') {
+      const quote = node.source[0] as string;
+      const body = node.source.trimEnd();
+      const escapes = quote === '"' ? (/\\*"$/.exec(body.slice(1))?.[0].length ?? 1) - 1 : 0;
+      if (body.length < 2 || !body.endsWith(quote) || escapes % 2 === 1) out.push({ offset: node.offset, open: quote, close: quote });
+    }
+  };
+  for (const token of new Parser().parse(text)) {
+    if (token.type !== 'document') continue;
+    check(token.value);
+    CST.visit(token, (item) => {
+      for (const node of [item.key, item.value]) check(node);
+    });
+  }
+  return out.sort((a, b) => a.offset - b.offset);
+}
+
+/**
+ * The one error to report for a document. One slip makes the parser report several errors (an
+ * over-indented line yields "nested mappings are not allowed in compact mappings", "implicit keys
+ * need to be on a single line" and more), all consequences of the first; and an unclosed quote or
+ * bracket is noticed where the parser gives up, often past the last line. This reports the first
+ * error, at the line the operator has to fix.
+ */
+function primaryError(errors: readonly YAMLError[], text: string, lines: LineCounter, openers: readonly Opener[]): { line: number; message: string } {
+  const first = errors[0] as YAMLError;
+  const lastLine = Math.max(1, text.endsWith('\n') ? text.split('\n').length - 1 : text.split('\n').length);
+  let offset = first.pos[0];
+  let message = firstLine(first.message);
+  if (first.code === 'BLOCK_AS_IMPLICIT_KEY' || first.code === 'MULTILINE_IMPLICIT_KEY') {
+    // Reported at the key whose value ran on; the misplaced line is where that run ends.
+    const runOn = errors.find((e) => e.code === 'MULTILINE_IMPLICIT_KEY');
+    if (runOn) offset = Math.max(runOn.pos[0], runOn.pos[1] - 1);
+    message = 'bad indentation: this line lines up with none of the keys or list items above it';
+  }
+  if (/Sequence item without - indicator/.test(first.message)) {
+    message = 'bad indentation: this line lines up with a list\'s "-" (start a new item with "- ", or indent it as a key of the item above)';
+  }
+  const unclosed = /Missing closing|must be sufficiently indented and end with|Unexpected end of|not properly closed/.test(first.message) ? [...openers].reverse().find((o) => o.offset <= offset) : undefined;
+  if (unclosed) {
+    offset = unclosed.offset;
+    message = unclosed.open === unclosed.close ? `the quote ${unclosed.open} opened here is never closed` : `"${unclosed.open}" opened here is never closed with "${unclosed.close}"`;
+  }
+  return { line: Math.min(lines.linePos(offset).line, lastLine), message };
+}
+
 /** Parses YAML text (possibly several `---` documents); duplicate keys are syntax errors. */
 export function parseYaml(source: string, text: string): ParsedYaml {
   const lines = new LineCounter();
@@ -79,12 +139,14 @@ export function parseYaml(source: string, text: string): ParsedYaml {
     // An empty stream parses to an EmptyStream, which has no documents.
     return { documents, issues };
   }
+  let openers: Opener[] | undefined;
   docs.forEach((doc, index) => {
-    for (const error of doc.errors) {
-      const line = lines.linePos(error.pos[0]).line;
-      issues.push({ source, line, path: '', message: `YAML: ${firstLine(error.message)}` });
+    if (doc.errors.length > 0) {
+      openers ??= unclosedOpeners(text);
+      const { line, message } = primaryError(doc.errors, text, lines, openers);
+      issues.push({ source, line, path: '', message: `YAML: ${message}` });
+      return;
     }
-    if (doc.errors.length > 0) return;
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
     documents.push(new YamlDocument(source, value, doc, lines, index));

@@ -152,7 +152,7 @@ export class Controller {
     for (const component of components) {
       void runResilient(component, signal, { log: this.log, backoff: { initialMs: 200, maxMs: 5000 }, healthyAfterMs: 10_000 });
     }
-    this.log.info({ replica: this.replicaId, ...this.addresses, store: store.kind, federation: federation.metadata.name }, 'controller started');
+    this.log.info({ replica: this.replicaId, ...this.addresses, store: store.kind }, 'controller started');
     return this.addresses;
   }
 
@@ -207,6 +207,7 @@ export class Controller {
       log: this.log.child({ component: 'admin' }),
       federation: this.options.federation.metadata.name,
       federationTrustDomain: this.spec.trustDomain,
+      trustDomainAliases: this.spec.trustDomainAliases,
       replicaId: this.replicaId,
       joinAddress: () => this.addresses.join,
       caAddress: () => this.addresses.admin,

@@ -1,7 +1,7 @@
 import type { InputIssue } from '../core/errors.js';
-import { formatPath, type FieldPath, type ShapeIssue } from '../config/shape.js';
+import { closest, formatPath, type FieldPath, type ShapeIssue } from '../config/shape.js';
 import { readEnvelope } from './envelope.js';
-import { convertIstio, isIstio, type IstioInput } from './istio/convert.js';
+import { convertIstio, isIstio, ISTIO_KINDS, ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, type IstioInput } from './istio/convert.js';
 import {
   metadataShape,
   NATIVE_API_VERSION,
@@ -14,6 +14,7 @@ import {
   type RouteSpec,
   type TrafficSpec,
 } from './kinds.js';
+import { TrustDomainResolver, type PolicyContext } from './trust-domains.js';
 
 /** One document of a policy set, with where it came from. */
 export interface PolicyInput {
@@ -57,6 +58,42 @@ function located(input: PolicyInput, path: FieldPath, message: string, severity:
   return { source: input.source, line: input.lineOf?.(path), path: formatPath(path), message, severity };
 }
 
+/** " (did you mean "X"?)" when a known name is near enough to be a useful hint. */
+function didYouMean(value: string, known: readonly string[]): string {
+  const hint = closest(value, known);
+  return hint && hint !== value ? ` (did you mean "${hint}"?)` : '';
+}
+
+/** An unsupported apiVersion or kind, said with the nearest supported one. */
+function unsupportedEnvelope(apiVersion: string, kind: string): { path: FieldPath; message: string } | undefined {
+  if (apiVersion !== NATIVE_API_VERSION) {
+    const versions = [NATIVE_API_VERSION, ...ISTIO_NETWORKING_VERSIONS, ...ISTIO_SECURITY_VERSIONS];
+    return { path: ['apiVersion'], message: `"${apiVersion}" is not supported (use ${NATIVE_API_VERSION}, or networking.istio.io / security.istio.io documents)${didYouMean(apiVersion, versions)}` };
+  }
+  if ((NATIVE_KINDS as readonly string[]).includes(kind)) return undefined;
+  const istioApi = ISTIO_KINDS[kind];
+  if (istioApi) return { path: ['kind'], message: `${kind} is an Istio kind: give it apiVersion ${istioApi}, or use the native kinds (${NATIVE_KINDS.join(', ')})` };
+  return { path: ['kind'], message: `must be one of ${NATIVE_KINDS.join(', ')}, got "${kind}"${didYouMean(kind, NATIVE_KINDS)}` };
+}
+
+/** Principals and trust domains of a native AuthorizationPolicy that can match no caller. */
+function trustDomainWarnings(spec: AuthorizationSpec, resolver: TrustDomainResolver, at: (path: FieldPath, message: string) => void): void {
+  spec.rules?.forEach((rule, i) => {
+    rule.from?.forEach((source, j) => {
+      for (const key of ['principals', 'notPrincipals'] as const) {
+        source[key]?.forEach((pattern, k) => {
+          const problem = resolver.principalProblem(pattern);
+          if (problem) at(['spec', 'rules', i, 'from', j, key, k], problem);
+        });
+      }
+      source.trustDomains?.forEach((td, k) => {
+        const problem = resolver.problem(td);
+        if (problem) at(['spec', 'rules', i, 'from', j, 'trustDomains', k], problem);
+      });
+    });
+  });
+}
+
 /** Cross-field rules the schemas cannot express. */
 function semanticChecks(kind: NativeKind, spec: unknown, at: (path: FieldPath, message: string) => void): void {
   if (kind === 'RoutePolicy') {
@@ -93,8 +130,10 @@ function semanticChecks(kind: NativeKind, spec: unknown, at: (path: FieldPath, m
  * Validates and compiles a policy set: native documents checked against their schemas, Istio
  * documents converted first. Every problem of every document is reported, each with its file,
  * line and field path; a set with any error compiles to nothing usable (it is applied whole or not).
+ * Trust-domain aliases of `context` are expanded in the compiled AuthorizationPolicies.
  */
-export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult {
+export function compilePolicySet(inputs: readonly PolicyInput[], context: PolicyContext = {}): CompileResult {
+  const resolver = new TrustDomainResolver(context);
   const issues: InputIssue[] = [];
   const warnings: InputIssue[] = [];
   const policies: CompiledPolicy[] = [];
@@ -121,12 +160,9 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
       istio.push({ input: { document, source: input.source, lineOf: input.lineOf }, origin: envelope.key });
       return;
     }
-    if (envelope.apiVersion !== NATIVE_API_VERSION) {
-      issues.push(located(input, ['apiVersion'], `"${envelope.apiVersion}" is not supported (use ${NATIVE_API_VERSION}, or networking.istio.io / security.istio.io documents)`));
-      return;
-    }
-    if (!(NATIVE_KINDS as readonly string[]).includes(envelope.kind)) {
-      issues.push(located(input, ['kind'], `must be one of ${NATIVE_KINDS.join(', ')}, got "${envelope.kind}"`));
+    const unsupported = unsupportedEnvelope(envelope.apiVersion, envelope.kind);
+    if (unsupported) {
+      issues.push(located(input, unsupported.path, unsupported.message));
       return;
     }
     const kind = envelope.kind as NativeKind;
@@ -145,14 +181,16 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
     if (spec !== undefined) semanticChecks(kind, spec, (path, message) => semantic.push({ path, message }));
     for (const issue of [...shapeIssues, ...semantic]) issues.push(located(input, issue.path, issue.message));
     if (spec === undefined || shapeIssues.length + semantic.length > 0) return;
+    if (kind === 'AuthorizationPolicy') trustDomainWarnings(spec as AuthorizationSpec, resolver, (path, message) => warnings.push(located(input, path, message, 'warning')));
     const s = spec as { service?: string; clusters?: string[] };
-    const compiled = { kind, origin: envelope.key, name: envelope.name, namespace: envelope.namespace, service: s.service, clusters: s.clusters, spec } as CompiledPolicy;
+    const inForce = kind === 'AuthorizationPolicy' ? resolver.expandAuthorization(spec as AuthorizationSpec) : spec;
+    const compiled = { kind, origin: envelope.key, name: envelope.name, namespace: envelope.namespace, service: s.service, clusters: s.clusters, spec: inForce } as CompiledPolicy;
     written.set(compiled, document.spec);
     policies.push(compiled);
   });
 
   if (istio.length > 0) {
-    const converted = convertIstio(istio.map((i) => i.input));
+    const converted = convertIstio(istio.map((i) => i.input), { resolver, unresolvedSubsets: context.unresolvedSubsets ?? 'error' });
     issues.push(...converted.issues);
     warnings.push(...converted.warnings);
     for (const doc of converted.documents) {
@@ -166,7 +204,8 @@ export function compilePolicySet(inputs: readonly PolicyInput[]): CompileResult 
       for (const issue of [...shapeIssues, ...semantic]) issues.push({ source: doc.source, line: input?.lineOf?.([]), path: '', message: `${doc.from} converts to a ${doc.kind} that is invalid: ${formatPath(issue.path)}: ${issue.message}`, severity: 'error' });
       if (spec === undefined || shapeIssues.length + semantic.length > 0) continue;
       const s = spec as { service?: string; clusters?: string[] };
-      const compiled = { kind: doc.kind, origin, name: doc.name, namespace: doc.namespace, service: s.service, clusters: s.clusters, spec } as CompiledPolicy;
+      const inForce = doc.kind === 'AuthorizationPolicy' ? resolver.expandAuthorization(spec as AuthorizationSpec) : spec;
+      const compiled = { kind: doc.kind, origin, name: doc.name, namespace: doc.namespace, service: s.service, clusters: s.clusters, spec: inForce } as CompiledPolicy;
       written.set(compiled, doc.spec);
       policies.push(compiled);
     }

@@ -51,19 +51,34 @@ const scope = {
   clusters: optional(arrayOf(dnsLabel(), { minItems: 1, uniqueBy: (c) => c })),
 };
 
+/**
+ * fedgate's ranges for the numbers an Istio document may set outside them (Istio's defaults are
+ * often 2^32-1): an imported document is clamped to these, with a warning naming the value used.
+ */
+export const TRAFFIC_LIMITS = {
+  /** HTTP/2 connections to one peer gateway: each carries many streams, so a few suffice. */
+  maxConnections: { min: 1, max: 64 },
+  retryAttempts: { min: 0, max: 10 },
+  consecutiveErrors: { min: 1, max: 1000 },
+  /** Milliseconds. */
+  outlierIntervalMs: { min: 100 },
+  baseEjectionTimeMs: { min: 100 },
+  faultDelayMs: { min: 1, max: 3_600_000 },
+} as const;
+
 export const trafficSpecShape = object({
   ...scope,
   timeout: optional(duration({ min: 1 })),
   retries: optional(
     object({
-      attempts: int({ min: 0, max: 10 }),
+      attempts: int(TRAFFIC_LIMITS.retryAttempts),
       perTryTimeout: optional(duration({ min: 1 })),
       retryOn: optional(arrayOf(enumOf(RETRY_ON), { minItems: 1, uniqueBy: (r) => r })),
     }),
   ),
   connectionPool: optional(
     object({
-      maxConnections: optional(int({ min: 1, max: 64 })),
+      maxConnections: optional(int(TRAFFIC_LIMITS.maxConnections)),
       maxPendingRequests: optional(int({ min: 1 })),
       maxRequests: optional(int({ min: 1 })),
       maxRequestsPerConnection: optional(int({ min: 0 })),
@@ -71,9 +86,9 @@ export const trafficSpecShape = object({
   ),
   outlierDetection: optional(
     object({
-      consecutiveErrors: optional(int({ min: 1, max: 1000 })),
-      interval: optional(duration({ min: 100 })),
-      baseEjectionTime: optional(duration({ min: 100 })),
+      consecutiveErrors: optional(int(TRAFFIC_LIMITS.consecutiveErrors)),
+      interval: optional(duration(TRAFFIC_LIMITS.outlierIntervalMs)),
+      baseEjectionTime: optional(duration(TRAFFIC_LIMITS.baseEjectionTimeMs)),
       maxEjectionPercent: optional(int({ min: 0, max: 100 })),
     }),
   ),
@@ -115,10 +130,15 @@ export const failoverSpecShape = object({
   panicThreshold: optional(int({ min: 0, max: 100 })),
 });
 
-// "*", an exact SPIFFE ID, a prefix ending in "/*", or a suffix starting with "*/".
+// "*", an exact SPIFFE ID, a prefix ending in "/*", or a suffix starting with "*/"; the trust
+// domain "*" ("spiffe://*/ns/shop/sa/web") is the same path in any member's trust domain.
 function principalPattern(): Shape<string> {
   return refine(str({ minLength: 1 }), (value) => {
     if (value === '*') return undefined;
+    if (value.startsWith('spiffe://*/')) {
+      const path = value.endsWith('/*') ? value.slice('spiffe://*'.length, -2) : value.slice('spiffe://*'.length);
+      return path !== '' && SpiffeId.tryParse(`spiffe://x${path}`) ? undefined : `"${value}": after "spiffe://*" must come SPIFFE path segments (optionally ending in "/*")`;
+    }
     if (value.endsWith('/*')) {
       const base = value.slice(0, -2);
       return SpiffeId.tryParse(base) ? undefined : `"${value}": the part before "/*" must be a SPIFFE ID (spiffe://<trust-domain>[/path])`;
@@ -189,7 +209,7 @@ export const faultSpecShape = object({
     refine(
       object({
         match: optional(arrayOf(requestMatchShape), []),
-        delay: optional(object({ fixedDelay: duration({ min: 1, max: 3_600_000 }), percentage: num({ min: 0, max: 100 }) })),
+        delay: optional(object({ fixedDelay: duration(TRAFFIC_LIMITS.faultDelayMs), percentage: num({ min: 0, max: 100 }) })),
         abort: optional(object({ httpStatus: int({ min: 200, max: 599 }), grpcStatus: optional(int({ min: 1, max: 16 })), percentage: num({ min: 0, max: 100 }) })),
       }),
       (f) => (f.delay || f.abort ? undefined : 'give a delay, an abort, or both'),

@@ -78,11 +78,20 @@ export function anyRequestMatches(matches: readonly RequestMatch[], facts: Reque
 
 /**
  * A principal pattern against a SPIFFE ID: "*", an exact ID, "spiffe://td/ns/shop/*" (the ID is
- * under that path, at a segment boundary: ".../ns/shopping" is not under ".../ns/shop"), or
- * "*\/sa/web" (the ID's path ends with those whole segments).
+ * under that path, at a segment boundary: ".../ns/shopping" is not under ".../ns/shop"),
+ * "*\/sa/web" (the ID's path ends with those whole segments), or "spiffe://*\/ns/shop/sa/web"
+ * (that exact path, or path prefix with "/*", in any trust domain).
  */
 export function principalMatches(pattern: string, id: string): boolean {
   if (pattern === '*') return true;
+  if (pattern.startsWith('spiffe://*/')) {
+    if (!id.startsWith('spiffe://')) return false;
+    const slash = id.indexOf('/', 'spiffe://'.length);
+    if (slash === -1) return false;
+    const path = id.slice(slash);
+    const wanted = pattern.slice('spiffe://*'.length);
+    return wanted.endsWith('/*') ? path.length > wanted.length - 1 && path.startsWith(wanted.slice(0, -1)) : path === wanted;
+  }
   if (pattern.endsWith('/*')) {
     const base = pattern.slice(0, -1);
     return id.length > base.length && id.startsWith(base);

@@ -3,6 +3,7 @@ import type { PolicyRecord } from '../model/catalog.js';
 import { compilePolicySet, type CompiledPolicySet, type PolicyInput } from './compile.js';
 import { readEnvelope } from './envelope.js';
 import { PolicyIndex } from './resolve.js';
+import type { PolicyContext } from './trust-domains.js';
 
 export interface PolicySetResult {
   /** The documents as they are stored (Istio ones unconverted: every gateway converts them itself). */
@@ -16,8 +17,8 @@ export interface PolicySetResult {
  * Validates a set of policy documents as one unit: all of them, every problem reported with its
  * file, line and field path; two documents with the same identity in one set are an error.
  */
-export function validatePolicySet(documents: readonly PolicyInput[]): PolicySetResult {
-  const result = compilePolicySet(documents);
+export function validatePolicySet(documents: readonly PolicyInput[], context: PolicyContext = {}): PolicySetResult {
+  const result = compilePolicySet(documents, context);
   const policies: Array<Omit<PolicyRecord, 'revision'>> = [];
   documents.forEach((input, index) => {
     if (result.keys[index] === undefined) return;
@@ -54,8 +55,12 @@ export function gatewayPolicyProblems(index: PolicyIndex, limits: GatewayPolicyL
 /** Outcome of applying a stored set on a gateway: the index to use, or every reason it cannot be used. */
 export type GatewayPolicyResult = { ok: true; index: PolicyIndex; warnings: InputIssue[] } | { ok: false; problems: string[] };
 
-export function compileForGateway(records: Iterable<PolicyRecord>, limits: GatewayPolicyLimits): GatewayPolicyResult {
-  const result = compilePolicySet(recordInputs(records));
+/**
+ * `context` carries the federation's trust-domain aliases (spec.trustDomainAliases); without it the
+ * default applies (cluster.local stands for every member).
+ */
+export function compileForGateway(records: Iterable<PolicyRecord>, limits: GatewayPolicyLimits, context: PolicyContext = {}): GatewayPolicyResult {
+  const result = compilePolicySet(recordInputs(records), context);
   if (result.issues.length > 0) {
     return { ok: false, problems: result.issues.map((i) => `${i.source ? `${i.source}: ` : ''}${i.path ? `${i.path}: ` : ''}${i.message}`) };
   }

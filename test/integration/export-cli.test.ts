@@ -42,8 +42,8 @@ describe('fedgate export list', () => {
   });
 
   it('refuses a bad output format', async () => {
-    const result = await runFedgate(['export', 'list', '--config', federation.cluster('east').file, '-o', 'yaml']);
+    const result = await runFedgate(['export', 'list', '--config', federation.cluster('east').file, '-o', 'xml']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('-o must be text or json');
+    expect(result.stderr).toContain("argument 'xml' is invalid. Allowed choices are text, json, yaml.");
   });
 });

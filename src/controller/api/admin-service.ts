@@ -23,6 +23,7 @@ import { peerCertificateOf, type sendUnaryData, type ServerUnaryCall } from '../
 import type { PeerVerifier } from '../../pki/peer-verifier.js';
 import type { PolicyInput } from '../../policy/compile.js';
 import { recordInputs, validatePolicySet } from '../../policy/policy-set.js';
+import type { PolicyContext, TrustDomainAlias } from '../../policy/trust-domains.js';
 import type { Store } from '../../store/store.js';
 import type { CatalogState } from '../catalog-state.js';
 import type { SyncService } from '../sync/sync-service.js';
@@ -39,6 +40,8 @@ export interface AdminServiceOptions {
   log: Logger;
   federation: string;
   federationTrustDomain: string;
+  /** spec.trustDomainAliases of federation.yaml; absent: the default (cluster.local stands for every member). */
+  trustDomainAliases?: readonly TrustDomainAlias[];
   replicaId: string;
   /** Known once the listeners are bound. */
   joinAddress: () => string;
@@ -61,6 +64,9 @@ export interface DrillMetrics {
   lastErrors: Gauge<'service' | 'mode'>;
   lastFinished: Gauge<'service' | 'mode'>;
 }
+
+/** Prefix of the stored documents' sources in messages, to tell them from the documents applied. */
+const STORED = 'stored ';
 
 const SERVICE_KEY = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -243,9 +249,19 @@ export class AdminService {
   }
 
   /**
+   * What policies are compiled against here: the federation's aliases, and the trust domains of the
+   * clusters that joined (until one has, principals are not checked against the membership).
+   */
+  private policyContext(): PolicyContext {
+    const members = [...this.options.catalog.clusters.values()].filter((c) => c.state !== 'left').map((c) => c.trustDomain);
+    return { trustDomainAliases: this.options.trustDomainAliases, memberTrustDomains: members.length > 0 ? members : undefined };
+  }
+
+  /**
    * Validates the documents together with the stored set they join (a VirtualService may need a
    * DestinationRule already stored; a new DestinationRule may break a stored VirtualService), then
-   * stores them in one revision.
+   * stores them in one revision. The documents alone are checked first, so their own mistakes are
+   * reported in their own terms; a subset they use is only looked for in the complete set.
    */
   private async putPolicies(request: PutPoliciesRequest, actor: string): Promise<PutPoliciesResponse> {
     const documents: PolicyInput[] = request.policies.map((p, index) => {
@@ -259,16 +275,18 @@ export class AdminService {
       return { document, source };
     });
     if (documents.length === 0) throw new FedgateError(ErrorCodes.USAGE, 'no policy documents given');
-    const incoming = validatePolicySet(documents);
+    const context = this.policyContext();
+    const incoming = validatePolicySet(documents, { ...context, unresolvedSubsets: 'warning' });
     if (incoming.issues.length > 0) throw new PolicyError(incoming.issues);
     const replaced = new Set(incoming.policies.map((p) => p.key));
     const stored = [...this.options.catalog.policies.values()].filter((p) => !replaced.has(p.key));
-    const combined = validatePolicySet([...recordInputs(stored).map((input) => ({ ...input, source: `stored ${input.source}` })), ...documents]);
+    const combined = validatePolicySet([...recordInputs(stored).map((input) => ({ ...input, source: `${STORED}${input.source}` })), ...documents], { ...context, unresolvedSubsets: 'error' });
     if (combined.issues.length > 0) throw new PolicyError(combined.issues);
     const revision = await this.options.store.putPolicies(incoming.policies);
     await this.options.store.appendAudit({ at: Date.now(), actor, action: 'policy-apply', target: incoming.policies.map((p) => p.key).join(','), detail: `revision ${revision}` });
     this.options.log.info({ actor, revision, policies: incoming.policies.length }, 'policies applied');
-    return { revision, warnings: combined.warnings.map(formatIssue) };
+    // The stored documents' own warnings were given when they were applied.
+    return { revision, warnings: combined.warnings.filter((w) => !w.source?.startsWith(STORED)).map(formatIssue) };
   }
 
   private async deletePolicy(request: DeletePolicyRequest, actor: string): Promise<AdminResponse> {

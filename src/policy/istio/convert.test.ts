@@ -192,13 +192,13 @@ describe('Istio import: each supported field and the native field it maps to', (
     ['AuthorizationPolicy from.source.principals → SPIFFE IDs (exact, prefix, suffix, "*")', { [FILE]: ap(`  rules:
     - from:
         - source:
-            principals: [cluster.local/ns/shop/sa/web, cluster.local/ns/ops/*, "*/sa/batch", "*", spiffe://td/ns/a/sa/b]
-`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ principals: ['spiffe://cluster.local/ns/shop/sa/web', 'spiffe://cluster.local/ns/ops/*', '*/sa/batch', '*', 'spiffe://td/ns/a/sa/b'] }] }] }],
+            principals: [mesh.example/ns/shop/sa/web, mesh.example/ns/ops/*, "*/sa/batch", "*", spiffe://td/ns/a/sa/b]
+`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ principals: ['spiffe://mesh.example/ns/shop/sa/web', 'spiffe://mesh.example/ns/ops/*', '*/sa/batch', '*', 'spiffe://td/ns/a/sa/b'] }] }] }],
     ['AuthorizationPolicy from.source.notPrincipals and namespaces', { [FILE]: ap(`  rules:
     - from:
-        - source: { notPrincipals: [cluster.local/ns/shop/sa/legacy] }
+        - source: { notPrincipals: [mesh.example/ns/shop/sa/legacy] }
         - source: { namespaces: [shop, ops] }
-`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ notPrincipals: ['spiffe://cluster.local/ns/shop/sa/legacy'] }, { namespaces: ['shop', 'ops'] }] }] }],
+`) }, authz, { service: undefined, action: 'ALLOW', rules: [{ from: [{ notPrincipals: ['spiffe://mesh.example/ns/shop/sa/legacy'] }, { namespaces: ['shop', 'ops'] }] }] }],
     ['AuthorizationPolicy to.operation methods/paths/ports (ports as numbers)', { [FILE]: ap(`  rules:
     - to:
         - operation:
@@ -249,7 +249,7 @@ describe('Istio import: API versions and kinds', () => {
   it('refuses an unknown Istio API version (reported at kind)', () => {
     const { errors } = compile({ [FILE]: vsHttp('').replace('networking.istio.io/v1beta1', 'networking.istio.io/v2') });
     expect(errors).toEqual([
-      `${FILE}:2: kind: networking.istio.io/v2 VirtualService is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy)`,
+      `${FILE}:2: kind: networking.istio.io/v2 VirtualService is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy) (VirtualService needs apiVersion networking.istio.io/v1)`,
     ]);
   });
 
@@ -497,7 +497,7 @@ describe('Istio import: errors, each at its path', () => {
     ['route to another service', { [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ destination: { host: orders } }]\n') },
       [`${FILE}:9: spec.http[0].route[0].destination.host: routes to another service are not supported (orders is not payments.shop)`]],
     ['subset not defined by a DestinationRule of the set', { [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ destination: { host: payments, subset: v3 } }]\n') },
-      [`${FILE}:9: spec.http[0].route[0].destination.subset: subset "v3" is not defined by a DestinationRule for payments.shop in this set`]],
+      [`${FILE}:9: spec.http[0].route[0].destination.subset: subset "v3" is not defined by a DestinationRule for payments.shop, neither in the documents applied nor among those stored`]],
     ['route entry without destination', { [FILE]: vs('  hosts: [payments]\n  http:\n    - route: [{ weight: 100 }]\n') }, [`${FILE}:9: spec.http[0].route[0].destination: required`]],
     ['method match other than exact', { [FILE]: vs('  hosts: [payments]\n  http:\n    - match: [{ method: { regex: "GET|HEAD" } }]\n      route: [{ destination: { host: payments } }]\n') },
       [`${FILE}:9: spec.http[0].match[0].method: only method.exact is supported`]],
@@ -559,5 +559,59 @@ describe('Istio import: documented Istio behaviour, each problem reported once',
     expect(outlier(policies)).toEqual({ consecutiveErrors: 5 });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^istio\.yaml:11: spec\.trafficPolicy\.outlierDetection\.consecutiveGatewayErrors: /);
+  });
+});
+
+describe('Istio values outside fedgate\'s ranges: mapped, with a warning naming the value used', () => {
+  // drPolicy: trafficPolicy's content starts at line 9.
+  it.each<[string, string, string[], (p: readonly CompiledPolicy[]) => unknown, unknown]>([
+    ['maxConnections above 64', '    connectionPool: { tcp: { maxConnections: 100 } }\n',
+      [`${FILE}:9: spec.trafficPolicy.connectionPool.tcp.maxConnections: 100 is above fedgate's maximum 64; using 64`], pool, { maxConnections: 64 }],
+    ['maxConnections at Istio\'s default 2^32-1', '    connectionPool: { tcp: { maxConnections: 4294967295 } }\n',
+      [`${FILE}:9: spec.trafficPolicy.connectionPool.tcp.maxConnections: 4294967295 is above fedgate's maximum 64; using 64`], pool, { maxConnections: 64 }],
+    ['maxConnections 0 (unset in Istio)', '    connectionPool: { tcp: { maxConnections: 0 }, http: { http2MaxRequests: 10 } }\n',
+      [`${FILE}:9: spec.trafficPolicy.connectionPool.tcp.maxConnections: 0 leaves the value unset in Istio; fedgate's default applies`], pool, { maxRequests: 10 }],
+    ['http1MaxPendingRequests 0 (unset in Istio)', '    connectionPool: { http: { http1MaxPendingRequests: 0, http2MaxRequests: 10 } }\n',
+      [`${FILE}:9: spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests: 0 leaves the value unset in Istio; fedgate's default applies`], pool, { maxRequests: 10 }],
+    ['http2MaxRequests at 2^32-1 is in range', '    connectionPool: { http: { http2MaxRequests: 4294967295 } }\n', [], pool, { maxRequests: 4294967295 }],
+    ['maxRequestsPerConnection 0 is unlimited in both', '    connectionPool: { http: { maxRequestsPerConnection: 0 } }\n', [], pool, { maxRequestsPerConnection: 0 }],
+    ['consecutive5xxErrors above 1000', '    outlierDetection: { consecutive5xxErrors: 5000 }\n',
+      [`${FILE}:9: spec.trafficPolicy.outlierDetection.consecutive5xxErrors: 5000 is above fedgate's maximum 1000; using 1000`], outlier, { consecutiveErrors: 1000 }],
+    ['consecutive5xxErrors 0 (ejection off in Istio)', '    outlierDetection: { consecutive5xxErrors: 0, interval: 1s }\n',
+      [`${FILE}:9: spec.trafficPolicy.outlierDetection.consecutive5xxErrors: 0 turns this ejection off in Istio; fedgate always ejects a failing cluster, by the federation default (spec.defaults.outlierDetection)`], outlier, { interval: 1000 }],
+    ['interval below 100ms', '    outlierDetection: { consecutive5xxErrors: 3, interval: 10ms }\n',
+      [`${FILE}:9: spec.trafficPolicy.outlierDetection.interval: 10ms is below fedgate's minimum 100ms; using 100ms`], outlier, { consecutiveErrors: 3, interval: 100 }],
+    ['baseEjectionTime below 100ms', '    outlierDetection: { baseEjectionTime: 1ms }\n',
+      [`${FILE}:9: spec.trafficPolicy.outlierDetection.baseEjectionTime: 1ms is below fedgate's minimum 100ms; using 100ms`], outlier, { baseEjectionTime: 100 }],
+  ])('%s', (_name, extra, warnings, pick, expected) => {
+    const result = compile({ [FILE]: drPolicy(extra) });
+    expect(result.errors).toEqual([]);
+    expect(result.warnings).toEqual(warnings);
+    expect(pick(result.policies)).toEqual(expect.objectContaining(expected as Record<string, unknown>));
+  });
+
+  it('retry attempts above 10 are clamped too', () => {
+    const result = compile({ [FILE]: vsHttp('      retries: { attempts: 25 }\n') });
+    expect(result.warnings).toEqual([`${FILE}:10: spec.http[0].retries.attempts: 25 is above fedgate's maximum 10; using 10`]);
+    expect(retries(result.policies)).toEqual(expect.objectContaining({ attempts: 10 }));
+  });
+
+  it('a value that is no integer is an error at its Istio path', () => {
+    expect(compile({ [FILE]: drPolicy('    connectionPool: { tcp: { maxConnections: "many" } }\n') }).errors).toEqual([`${FILE}:9: spec.trafficPolicy.connectionPool.tcp.maxConnections: must be an integer, got "many"`]);
+  });
+});
+
+describe('unknown kinds and API versions: the nearest supported one', () => {
+  const envelope = (apiVersion: string, kind: string): string => `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: { name: x }\nspec: { service: x }\n`;
+  it.each<[string, string, string, string]>([
+    ['a typo of a native kind', 'fedgate.io/v1alpha1', 'TraficPolicy', `${FILE}:2: kind: must be one of TrafficPolicy, RoutePolicy, FailoverPolicy, AuthorizationPolicy, FaultPolicy, got "TraficPolicy" (did you mean "TrafficPolicy"?)`],
+    ['a lower-case native kind', 'fedgate.io/v1alpha1', 'faultpolicy', `${FILE}:2: kind: must be one of TrafficPolicy, RoutePolicy, FailoverPolicy, AuthorizationPolicy, FaultPolicy, got "faultpolicy" (did you mean "FaultPolicy"?)`],
+    ['an Istio kind under the native apiVersion', 'fedgate.io/v1alpha1', 'VirtualService', `${FILE}:2: kind: VirtualService is an Istio kind: give it apiVersion networking.istio.io/v1, or use the native kinds (TrafficPolicy, RoutePolicy, FailoverPolicy, AuthorizationPolicy, FaultPolicy)`],
+    ['a kind far from any', 'fedgate.io/v1alpha1', 'Gateway', `${FILE}:2: kind: must be one of TrafficPolicy, RoutePolicy, FailoverPolicy, AuthorizationPolicy, FaultPolicy, got "Gateway"`],
+    ['a typo of an Istio kind', 'networking.istio.io/v1', 'VirtualServce', `${FILE}:2: kind: networking.istio.io/v1 VirtualServce is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy) (did you mean "VirtualService"?)`],
+    ['a native kind under an Istio apiVersion', 'networking.istio.io/v1', 'TrafficPolicy', `${FILE}:2: kind: networking.istio.io/v1 TrafficPolicy is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy) (TrafficPolicy is a fedgate kind: apiVersion fedgate.io/v1alpha1)`],
+    ['a typo of the native apiVersion', 'fedgate.io/v1alpa1', 'TrafficPolicy', `${FILE}:1: apiVersion: "fedgate.io/v1alpa1" is not supported (use fedgate.io/v1alpha1, or networking.istio.io / security.istio.io documents) (did you mean "fedgate.io/v1alpha1"?)`],
+  ])('%s', (_name, apiVersion, kind, expected) => {
+    expect(compile({ [FILE]: envelope(apiVersion, kind) }).errors).toEqual([expected]);
   });
 });

@@ -12,10 +12,24 @@
  * as a "not supported" warning with its path. Where ignoring a field would widen access (a `when`
  * condition or an IP block on an ALLOW rule) the rule is dropped instead, so it allows nothing.
  */
+import { closest } from '../../config/shape.js';
+import { parseDuration } from '../../core/duration.js';
 import type { InputIssue } from '../../core/errors.js';
+import { NATIVE_API_VERSION, NATIVE_KINDS, TRAFFIC_LIMITS } from '../kinds.js';
+import { TrustDomainResolver } from '../trust-domains.js';
 
 export const ISTIO_NETWORKING_VERSIONS = ['networking.istio.io/v1alpha3', 'networking.istio.io/v1beta1', 'networking.istio.io/v1'];
 export const ISTIO_SECURITY_VERSIONS = ['security.istio.io/v1beta1', 'security.istio.io/v1'];
+
+/** The Istio kinds fedgate imports, with the apiVersion to suggest for each. */
+export const ISTIO_KINDS: Readonly<Record<string, string>> = { VirtualService: 'networking.istio.io/v1', DestinationRule: 'networking.istio.io/v1', AuthorizationPolicy: 'security.istio.io/v1' };
+
+export interface ConvertOptions {
+  /** Trust-domain aliases and members, for principals that can match no caller. */
+  resolver?: TrustDomainResolver;
+  /** A subset no DestinationRule of the set defines: see PolicyContext.unresolvedSubsets. */
+  unresolvedSubsets?: 'error' | 'warning';
+}
 
 export interface IstioInput {
   document: Record<string, unknown>;
@@ -147,10 +161,53 @@ function percentage(r: Reporter, value: Record<string, unknown>, path: Path): nu
 }
 
 /**
+ * An Istio integer outside fedgate's range, clamped with a warning that names the value used. Istio's
+ * proto3 integers are 0 when unset, and several of its defaults are 2^32-1, so documents written for
+ * Istio routinely carry values fedgate has no use for; refusing them would refuse the document.
+ */
+function clampInt(r: Reporter, value: unknown, path: Path, limits: { min: number; max?: number }): number | undefined {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    r.error(path, `must be an integer, got ${JSON.stringify(value)}`);
+    return undefined;
+  }
+  if (value < limits.min) {
+    r.warn(path, `${value} is below fedgate's minimum ${limits.min}; using ${limits.min}`);
+    return limits.min;
+  }
+  if (limits.max !== undefined && value > limits.max) {
+    r.warn(path, `${value} is above fedgate's maximum ${limits.max}; using ${limits.max}`);
+    return limits.max;
+  }
+  return value;
+}
+
+/** An Istio duration clamped to fedgate's range (kept as written when inside it, so messages quote it). */
+function clampDuration(r: Reporter, value: unknown, path: Path, limits: { min: number; max?: number }): unknown {
+  if (typeof value !== 'string') return value;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch {
+    return value; // the native shape reports it
+  }
+  if (ms < limits.min) {
+    r.warn(path, `${value} is below fedgate's minimum ${limits.min}ms; using ${limits.min}ms`);
+    return `${limits.min}ms`;
+  }
+  if (limits.max !== undefined && ms > limits.max) {
+    r.warn(path, `${value} is above fedgate's maximum ${limits.max}ms; using ${limits.max}ms`);
+    return `${limits.max}ms`;
+  }
+  return value;
+}
+
+/**
  * Converts every Istio document of a set. DestinationRules are read first: VirtualService subsets
  * refer to them.
  */
-export function convertIstio(inputs: readonly IstioInput[]): { documents: ConvertedDocument[]; issues: InputIssue[]; warnings: InputIssue[] } {
+export function convertIstio(inputs: readonly IstioInput[], options: ConvertOptions = {}): { documents: ConvertedDocument[]; issues: InputIssue[]; warnings: InputIssue[] } {
+  const resolver = options.resolver ?? new TrustDomainResolver();
+  const unresolvedSubsets = options.unresolvedSubsets ?? 'error';
   const issues: InputIssue[] = [];
   const warnings: InputIssue[] = [];
   const documents: ConvertedDocument[] = [];
@@ -169,13 +226,24 @@ export function convertIstio(inputs: readonly IstioInput[]): { documents: Conver
       r.error(['spec'], 'required');
       continue;
     }
-    const ctx = { r, name, namespace, source: input.source, from: `${kind} ${namespace}/${name}` };
+    const ctx: Ctx = { r, name, namespace, source: input.source, from: `${kind} ${namespace}/${name}`, resolver, unresolvedSubsets };
     const errorsBefore = issues.length;
     let converted: ConvertedDocument[] = [];
     if (kind === 'DestinationRule' && ISTIO_NETWORKING_VERSIONS.includes(api)) converted = destinationRule(ctx, spec, subsets);
     else if (kind === 'VirtualService' && ISTIO_NETWORKING_VERSIONS.includes(api)) converted = virtualService(ctx, spec, subsets);
     else if (kind === 'AuthorizationPolicy' && ISTIO_SECURITY_VERSIONS.includes(api)) converted = authorizationPolicy(ctx, spec);
-    else r.error(['kind'], `${api} ${kind} is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy)`);
+    else {
+      const known = ISTIO_KINDS[kind];
+      const nearest = closest(kind, Object.keys(ISTIO_KINDS));
+      const hint = known
+        ? ` (${kind} needs apiVersion ${known})`
+        : (NATIVE_KINDS as readonly string[]).includes(kind)
+          ? ` (${kind} is a fedgate kind: apiVersion ${NATIVE_API_VERSION})`
+          : nearest
+            ? ` (did you mean "${nearest}"?)`
+            : '';
+      r.error(['kind'], `${api} ${kind} is not supported (supported: networking.istio.io VirtualService and DestinationRule, security.istio.io AuthorizationPolicy)${hint}`);
+    }
     // A document with errors is reported once, in its own terms, not again as the policies it would make.
     if (issues.length === errorsBefore) documents.push(...converted);
   }
@@ -188,6 +256,8 @@ interface Ctx {
   namespace: string;
   source: string;
   from: string;
+  resolver: TrustDomainResolver;
+  unresolvedSubsets: 'error' | 'warning';
 }
 
 function destinationRule(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<string, Map<string, Record<string, string>>>): ConvertedDocument[] {
@@ -218,15 +288,26 @@ function destinationRule(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<s
   if (pool) {
     r.unknown(pool, ['spec', 'trafficPolicy', 'connectionPool'], ['tcp', 'http']);
     const mapped: Record<string, unknown> = {};
+    const base = ['spec', 'trafficPolicy', 'connectionPool'];
+    // Istio's 0 is "not set" (proto3): its default applies there, fedgate's here.
+    const unset = (value: unknown, path: Path): boolean => {
+      if (value !== 0) return false;
+      r.warn(path, '0 leaves the value unset in Istio; fedgate\'s default applies');
+      return true;
+    };
     if (isObject(pool.tcp)) {
-      r.unknown(pool.tcp, ['spec', 'trafficPolicy', 'connectionPool', 'tcp'], ['maxConnections']);
-      if (pool.tcp.maxConnections !== undefined) mapped.maxConnections = pool.tcp.maxConnections;
+      r.unknown(pool.tcp, [...base, 'tcp'], ['maxConnections']);
+      const path = [...base, 'tcp', 'maxConnections'];
+      if (pool.tcp.maxConnections !== undefined && !unset(pool.tcp.maxConnections, path)) mapped.maxConnections = clampInt(r, pool.tcp.maxConnections, path, TRAFFIC_LIMITS.maxConnections);
     }
     if (isObject(pool.http)) {
-      r.unknown(pool.http, ['spec', 'trafficPolicy', 'connectionPool', 'http'], ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection']);
-      if (pool.http.http1MaxPendingRequests !== undefined) mapped.maxPendingRequests = pool.http.http1MaxPendingRequests;
-      if (pool.http.http2MaxRequests !== undefined) mapped.maxRequests = pool.http.http2MaxRequests;
-      if (pool.http.maxRequestsPerConnection !== undefined) mapped.maxRequestsPerConnection = pool.http.maxRequestsPerConnection;
+      r.unknown(pool.http, [...base, 'http'], ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection']);
+      const pending = pool.http.http1MaxPendingRequests;
+      if (pending !== undefined && !unset(pending, [...base, 'http', 'http1MaxPendingRequests'])) mapped.maxPendingRequests = clampInt(r, pending, [...base, 'http', 'http1MaxPendingRequests'], { min: 1 });
+      const requests = pool.http.http2MaxRequests;
+      if (requests !== undefined && !unset(requests, [...base, 'http', 'http2MaxRequests'])) mapped.maxRequests = clampInt(r, requests, [...base, 'http', 'http2MaxRequests'], { min: 1 });
+      // 0 is "unlimited" in both.
+      if (pool.http.maxRequestsPerConnection !== undefined) mapped.maxRequestsPerConnection = clampInt(r, pool.http.maxRequestsPerConnection, [...base, 'http', 'maxRequestsPerConnection'], { min: 0 });
     }
     if (Object.keys(mapped).length > 0) traffic.connectionPool = mapped;
   }
@@ -236,15 +317,20 @@ function destinationRule(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<s
     r.unknown(outlier, base, ['consecutive5xxErrors', 'consecutiveErrors', 'consecutiveGatewayErrors', 'interval', 'baseEjectionTime', 'maxEjectionPercent']);
     const mapped: Record<string, unknown> = {};
     // consecutiveErrors is the field's name before Istio 1.5; consecutive5xxErrors replaced it.
-    const consecutive = outlier.consecutive5xxErrors ?? outlier.consecutiveErrors ?? outlier.consecutiveGatewayErrors;
-    if (consecutive !== undefined) mapped.consecutiveErrors = consecutive;
+    const consecutiveKey = outlier.consecutive5xxErrors !== undefined ? 'consecutive5xxErrors' : outlier.consecutiveErrors !== undefined ? 'consecutiveErrors' : outlier.consecutiveGatewayErrors !== undefined ? 'consecutiveGatewayErrors' : undefined;
+    const consecutive = consecutiveKey ? outlier[consecutiveKey] : undefined;
+    if (consecutiveKey && consecutive === 0) {
+      r.warn([...base, consecutiveKey], '0 turns this ejection off in Istio; fedgate always ejects a failing cluster, by the federation default (spec.defaults.outlierDetection)');
+    } else if (consecutiveKey && consecutive !== undefined) {
+      mapped.consecutiveErrors = clampInt(r, consecutive, [...base, consecutiveKey], TRAFFIC_LIMITS.consecutiveErrors);
+    }
     if (outlier.consecutive5xxErrors !== undefined && outlier.consecutiveErrors !== undefined) r.warn([...base, 'consecutiveErrors'], 'ignored: consecutive5xxErrors takes precedence');
     if (outlier.consecutiveGatewayErrors !== undefined && (outlier.consecutive5xxErrors !== undefined || outlier.consecutiveErrors !== undefined)) {
       // fedgate counts one kind of consecutive error; the gateway-error count (502/503/504 only) cannot be kept beside it.
       r.warn([...base, 'consecutiveGatewayErrors'], `ignored: ${outlier.consecutive5xxErrors !== undefined ? 'consecutive5xxErrors' : 'consecutiveErrors'} takes precedence`);
     }
-    if (outlier.interval !== undefined) mapped.interval = duration(outlier.interval) ?? outlier.interval;
-    if (outlier.baseEjectionTime !== undefined) mapped.baseEjectionTime = duration(outlier.baseEjectionTime) ?? outlier.baseEjectionTime;
+    if (outlier.interval !== undefined) mapped.interval = clampDuration(r, outlier.interval, [...base, 'interval'], TRAFFIC_LIMITS.outlierIntervalMs);
+    if (outlier.baseEjectionTime !== undefined) mapped.baseEjectionTime = clampDuration(r, outlier.baseEjectionTime, [...base, 'baseEjectionTime'], TRAFFIC_LIMITS.baseEjectionTimeMs);
     if (outlier.maxEjectionPercent !== undefined) mapped.maxEjectionPercent = outlier.maxEjectionPercent;
     if (Object.keys(mapped).length > 0) traffic.outlierDetection = mapped;
   }
@@ -378,11 +464,16 @@ function virtualService(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<st
         let labels: Record<string, string> = {};
         if (typeof route.destination.subset === 'string') {
           const known = subsets.get(`${service.namespace}/${service.name}`)?.get(route.destination.subset);
-          if (!known) {
-            r.error([...at, 'route', k, 'destination', 'subset'], `subset "${route.destination.subset}" is not defined by a DestinationRule for ${service.name}.${service.namespace} in this set`);
+          const path = [...at, 'route', k, 'destination', 'subset'];
+          const subset = route.destination.subset;
+          if (known) labels = known;
+          else if (ctx.unresolvedSubsets === 'warning') {
+            // Checked again where the set is complete: the controller, against its stored DestinationRules.
+            r.warn(path, `subset "${subset}" is not defined by a DestinationRule for ${service.name}.${service.namespace} in these documents; the controller looks for it among its stored DestinationRules when you apply`);
+          } else {
+            r.error(path, `subset "${subset}" is not defined by a DestinationRule for ${service.name}.${service.namespace}, neither in the documents applied nor among those stored`);
             return;
           }
-          labels = known;
         }
         destinations.push({ labels, weight });
       });
@@ -398,7 +489,7 @@ function virtualService(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<st
           return false;
         });
         const converted = {
-          attempts: http.retries.attempts,
+          attempts: http.retries.attempts === undefined ? undefined : clampInt(r, http.retries.attempts, [...at, 'retries', 'attempts'], TRAFFIC_LIMITS.retryAttempts),
           ...(http.retries.perTryTimeout !== undefined ? { perTryTimeout: http.retries.perTryTimeout } : {}),
           ...(mapped && mapped.length > 0 ? { retryOn: [...new Set(mapped.map((c) => RETRY_ON_MAP[c]))] } : {}),
         };
@@ -415,7 +506,7 @@ function virtualService(ctx: Ctx, spec: Record<string, unknown>, subsets: Map<st
         const delay = isObject(http.fault.delay) ? http.fault.delay : undefined;
         if (delay) {
           r.unknown(delay, [...at, 'fault', 'delay'], ['fixedDelay', 'percentage', 'percent']);
-          fault.delay = { fixedDelay: delay.fixedDelay, percentage: percentage(r, delay, [...at, 'fault', 'delay']) };
+          fault.delay = { fixedDelay: clampDuration(r, delay.fixedDelay, [...at, 'fault', 'delay', 'fixedDelay'], TRAFFIC_LIMITS.faultDelayMs), percentage: percentage(r, delay, [...at, 'fault', 'delay']) };
         }
         const abort = isObject(http.fault.abort) ? http.fault.abort : undefined;
         if (abort) {
@@ -490,7 +581,14 @@ function authorizationPolicy(ctx: Ctx, spec: Record<string, unknown>): Converted
       const native: Record<string, unknown> = {};
       for (const key of Object.keys(source)) {
         if (key === 'principals' || key === 'notPrincipals') {
-          const converted = list(source[key]).map((p, k) => principal(r, p, [...sp, key, k])).filter((p): p is string => p !== undefined);
+          const converted = list(source[key])
+            .map((p, k) => {
+              const native = principal(r, p, [...sp, key, k]);
+              const problem = native === undefined ? undefined : ctx.resolver.principalProblem(native, String(p));
+              if (problem) r.warn([...sp, key, k], problem);
+              return native;
+            })
+            .filter((p): p is string => p !== undefined);
           if (converted.length > 0) native[key] = converted;
         } else if (key === 'namespaces') native.namespaces = source.namespaces;
         else note([...sp, key], `"${key}"`);
