@@ -125,7 +125,11 @@ export class Controller {
       maxExportsPerCluster: this.spec.controller.maxExportsPerCluster,
       serving: () => !this.guard.rebuilding,
       metrics: { sessions: this.metrics.sessions, rejected: this.metrics.rejected },
-      settings: { federation: federation.metadata.name, defaultsJson: JSON.stringify(gatewayDefaultsDocument(federation.spec.defaults)) },
+      settings: {
+        federation: federation.metadata.name,
+        defaultsJson: JSON.stringify(gatewayDefaultsDocument(federation.spec.defaults)),
+        trustDomainAliasesJson: JSON.stringify(federation.spec.trustDomainAliases),
+      },
       controllerAddresses: () => [...this.replicas.replicaAddresses],
     });
 

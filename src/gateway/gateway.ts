@@ -85,7 +85,15 @@ export class Gateway {
     // (AppliedPolicies), and must not hold back the rest of the catalog.
     this.catalog = new CatalogReplica({ stateDir, log: log.child({ component: 'catalog' }), check: (candidate, previous) => GatewayIdentity.checkBundles(candidate.bundles, previous.bundles) });
     this.policies = new AppliedPolicies({ stateDir, limits: { cluster: local.cluster, allowFaultInjection: cluster.spec.gateway.policies.allowFaultInjection }, log: log.child({ component: 'policies' }) });
-    this.settings = new SettingsStore({ stateDir, log: log.child({ component: 'settings' }), onChange: (s) => this.views.update({ federation: s.federation, defaults: s.defaults }) });
+    this.settings = new SettingsStore({
+      stateDir,
+      log: log.child({ component: 'settings' }),
+      onChange: (s) => {
+        // The aliases change what the policy set means: it is compiled again under them.
+        if (this.policies.setContext({ trustDomainAliases: s.trustDomainAliases }) === 'applied') this.views.update({ policies: this.policies.index });
+        this.views.update({ federation: s.federation, defaults: s.defaults });
+      },
+    });
     this.pools = new PoolRegistry({ identity: this.identity, view: () => this.views.current, connectTimeoutMs: limits.connectTimeoutMs, log: log.child({ component: 'pool' }) });
     this.health = new HealthChecker(healthCheckConfig(this.views.current.defaults), (peer, timeoutMs) => this.pools.ping(this.views.current, peer, timeoutMs), log.child({ component: 'health' }));
     this.outliers = new OutlierRegistry({ view: this.views.current, publish: (ejections) => this.views.update({ ejections }), log: log.child({ component: 'outliers' }) });

@@ -1,6 +1,6 @@
 import type { Logger } from '../../core/logger.js';
 import { bundleToProto, clusterToProto, policyToProto } from '../../proto/convert.js';
-import type { CatalogUpdate, ExportVerdict, SyncDown } from '../../proto/gen/fedgate.js';
+import type { CatalogUpdate, ExportVerdict, FederationSettings, SyncDown } from '../../proto/gen/fedgate.js';
 import type { OutgoingSyncDown } from '../../proto/sync-codec.js';
 import type { ServerDuplexStream } from '../../proto/grpc-transport.js';
 import type { SyncUp } from '../../proto/gen/fedgate.js';
@@ -104,7 +104,7 @@ export class GatewaySession {
     }
   }
 
-  sendSettings(settings: { federation: string; defaultsJson: string; controllerAddresses: string[] }): void {
+  sendSettings(settings: FederationSettings): void {
     this.send({ msg: { $case: 'settings', value: settings } });
   }
 

@@ -2,7 +2,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Counter, Gauge } from '../../admin/metrics.js';
 import { serviceKey, type ExportRecord } from '../../model/catalog.js';
-import type { ExportVerdict, SyncDown, SyncUp } from '../../proto/gen/fedgate.js';
+import type { ExportVerdict, FederationSettings, SyncDown, SyncUp } from '../../proto/gen/fedgate.js';
 import { toGrpcError } from '../../proto/grpc-errors.js';
 import { GrpcStatus, type ServerDuplexStream } from '../../proto/grpc-transport.js';
 import type { PeerVerifier } from '../../pki/peer-verifier.js';
@@ -26,7 +26,7 @@ export interface SyncServiceOptions {
   serving: () => boolean;
   metrics: { sessions: Gauge<string>; rejected: Counter<'reason'> };
   /** Federation-wide settings sent first on every stream. */
-  settings: { federation: string; defaultsJson: string };
+  settings: Omit<FederationSettings, 'controllerAddresses'>;
   /** API addresses of the live controller replicas, this one first; sent with the settings. */
   controllerAddresses: () => string[];
 }
@@ -94,7 +94,7 @@ export class SyncService {
     }
   }
 
-  private settingsMessage(): { federation: string; defaultsJson: string; controllerAddresses: string[] } {
+  private settingsMessage(): FederationSettings {
     return { ...this.options.settings, controllerAddresses: this.options.controllerAddresses() };
   }
 

@@ -1,7 +1,7 @@
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Counter } from '../../admin/metrics.js';
-import type { Hello, SyncDown, SyncUp } from '../../proto/gen/fedgate.js';
+import type { FederationSettings, Hello, SyncDown, SyncUp } from '../../proto/gen/fedgate.js';
 import { toGrpcError } from '../../proto/grpc-errors.js';
 import { GrpcStatus, type ServerDuplexStream } from '../../proto/grpc-transport.js';
 import type { Store } from '../../store/store.js';
@@ -22,7 +22,7 @@ export interface SyncStreamDeps {
   replicaId: string;
   leaseTtlMs: number;
   rejected: Counter<'reason'>;
-  settings: () => { federation: string; defaultsJson: string; controllerAddresses: string[] };
+  settings: () => FederationSettings;
   /** Verdicts on the cluster's exports as they stand, for a new stream. */
   sendCurrentVerdicts: (session: GatewaySession) => void;
   log: Logger;

@@ -5,6 +5,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { PolicyRecord } from '../../model/catalog.js';
 import { compileForGateway, type GatewayPolicyLimits } from '../../policy/policy-set.js';
+import type { PolicyContext } from '../../policy/trust-domains.js';
 import { PolicyIndex } from '../../policy/resolve.js';
 import type { GatewayMetrics } from '../request/request-metrics.js';
 import type { CatalogData } from './catalog-replica.js';
@@ -35,6 +36,7 @@ export class AppliedPolicies {
   private nackValue: PolicyNack | undefined;
   private lastSeen: ReadonlyMap<string, PolicyRecord> | undefined;
   private warningsValue: string[] = [];
+  private context: PolicyContext = {};
 
   constructor(
     private readonly options: { stateDir?: string; limits: GatewayPolicyLimits; log: Logger },
@@ -68,7 +70,7 @@ export class AppliedPolicies {
     try {
       const saved = JSON.parse(readFileSync(file, 'utf8')) as PersistedPolicies;
       if (saved.version !== 1 || !Array.isArray(saved.records)) throw new Error('not a policies file of this version');
-      const result = compileForGateway(saved.records, this.options.limits);
+      const result = compileForGateway(saved.records, this.options.limits, this.context);
       if (!result.ok) throw new Error(result.problems.join('; '));
       this.indexValue = result.index;
       this.appliedRevisionValue = saved.revision;
@@ -89,7 +91,7 @@ export class AppliedPolicies {
     this.lastSeen = records;
     this.latestRevisionValue = revision;
     if (revision === this.appliedRevisionValue && this.nackValue === undefined && sameRecords(records, this.appliedRecords)) return 'unchanged';
-    const result = compileForGateway(records.values(), this.options.limits);
+    const result = compileForGateway(records.values(), this.options.limits, this.context);
     if (!result.ok) {
       this.nackValue = { revision, reason: result.problems.join('; ') };
       this.options.log.error({ revision, applied: this.appliedRevisionValue, problems: result.problems }, 'policy set refused; the last good set stays in force');
@@ -103,6 +105,21 @@ export class AppliedPolicies {
     this.options.log.info({ revision, policies: records.size }, 'policy set applied');
     this.persist();
     return 'applied';
+  }
+
+  /**
+   * What the set is compiled against beyond its documents (the federation's trust-domain aliases).
+   * A change recompiles the newest set received: the same documents may now mean other callers.
+   */
+  setContext(context: PolicyContext): 'applied' | 'rejected' | 'unchanged' {
+    if (JSON.stringify(context) === JSON.stringify(this.context)) return 'unchanged';
+    this.context = context;
+    const records = this.lastSeen;
+    if (!records) return 'unchanged';
+    this.lastSeen = undefined;
+    this.nackValue = undefined;
+    this.appliedRecords = [];
+    return this.update(records, this.latestRevisionValue);
   }
 
   /** A static federation's set, read from federation-config at start. */

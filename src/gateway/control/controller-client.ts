@@ -4,7 +4,7 @@ import type { Component } from '../../core/lifecycle.js';
 import type { BundleRecord } from '../../model/catalog.js';
 import { SpiffeId } from '../../model/spiffe-id.js';
 import { bundleToProto } from '../../proto/convert.js';
-import { CatalogClient, type ClusterInfo, type ExportSpec, type ExportVerdict, type SyncDown, type SyncUp } from '../../proto/gen/fedgate.js';
+import { CatalogClient, type ClusterInfo, type ExportSpec, type ExportVerdict, type FederationSettings, type SyncDown, type SyncUp } from '../../proto/gen/fedgate.js';
 import { channelCredentials, clientOptions, type ClientDuplexStream } from '../../proto/grpc-transport.js';
 import { PeerVerifier } from '../../pki/peer-verifier.js';
 import type { RotatingSvid } from '../../pki/rotation.js';
@@ -35,7 +35,7 @@ export interface ControllerClientOptions {
   onVerdicts?: (verdicts: ExportVerdict[]) => void;
   onConnectionChange?: (connected: boolean) => void;
   /** Federation-wide settings, sent first on every stream. */
-  onSettings?: (settings: { federation: string; defaultsJson: string; controllerAddresses: string[] }) => void;
+  onSettings?: (settings: FederationSettings) => void;
   bundleCheckIntervalMs?: number;
   /**
    * The policy set in force and, when the newest one was refused, why. ACKs carry the revision in
@@ -206,7 +206,7 @@ export class ControllerClient implements Component {
         log.warn({ reason: msg.value.reason }, 'controller rejected a message');
         return;
       case 'settings':
-        this.options.onSettings?.({ federation: msg.value.federation, defaultsJson: msg.value.defaultsJson, controllerAddresses: msg.value.controllerAddresses });
+        this.options.onSettings?.(msg.value);
         return;
     }
   }

@@ -121,7 +121,7 @@ export class ControllerLink {
         this.options.discovery.reportStatus?.(verdicts);
       },
       onSettings: (settings) => {
-        this.options.settings.apply(settings.federation, settings.defaultsJson);
+        this.options.settings.apply(settings.federation, settings.defaultsJson, settings.trustDomainAliasesJson);
         this.rememberControllers(settings.controllerAddresses);
       },
       policyStatus: () => ({ appliedRevision: this.options.policies.appliedRevision, nack: this.options.policies.nack }),

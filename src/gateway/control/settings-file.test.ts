@@ -19,10 +19,11 @@ describe('SettingsFile (settings.json)', () => {
     const { defaults } = validateDefaults(document);
     expect(defaults).toBeDefined();
     const file = new SettingsFile(dir);
-    file.save({ federation: 'acme', defaults: defaults as GatewayDefaults });
+    file.save({ federation: 'acme', defaults: defaults as GatewayDefaults, trustDomainAliases: [{ alias: 'cluster.local', trustDomains: ['us-east.acme.internal'] }] });
     const loaded = file.load();
     expect(loaded.problem).toBeUndefined();
     expect(loaded.settings?.federation).toBe('acme');
+    expect(loaded.settings?.trustDomainAliases).toEqual([{ alias: 'cluster.local', trustDomains: ['us-east.acme.internal'] }]);
     expect(loaded.settings?.defaults).toEqual(defaults);
     expect(loaded.settings?.defaults.healthCheck.interval).toBe(750);
     expect(loaded.settings?.defaults.outlierDetection.baseEjectionTime).toBe(7000);

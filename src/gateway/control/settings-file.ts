@@ -2,13 +2,25 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { errorMessage } from '../../core/errors.js';
-import { gatewayDefaultsDocument, gatewayDefaultsShape, type GatewayDefaults } from '../../config/federation-config.js';
-import { deepFreeze, formatPath, type ShapeIssue } from '../../config/shape.js';
+import { DEFAULT_TRUST_DOMAIN_ALIASES, gatewayDefaultsDocument, gatewayDefaultsShape, trustDomainAliasShape, type GatewayDefaults, type TrustDomainAliasConfig } from '../../config/federation-config.js';
+import { arrayOf, deepFreeze, formatPath, type ShapeIssue } from '../../config/shape.js';
 
 /** The federation-wide settings the controller sends (Sync), as this gateway last applied them. */
 export interface FederationSettings {
   federation: string;
   defaults: GatewayDefaults;
+  /** spec.trustDomainAliases: how principals of another mesh map onto member trust domains. */
+  trustDomainAliases: readonly TrustDomainAliasConfig[];
+}
+
+const aliasesShape = arrayOf(trustDomainAliasShape);
+
+/** Checks trust-domain aliases as federation.yaml has them. */
+export function validateAliases(value: unknown): { aliases?: TrustDomainAliasConfig[]; problem?: string } {
+  const issues: ShapeIssue[] = [];
+  const aliases = aliasesShape.check(value, ['trustDomainAliases'], issues);
+  if (!aliases) return { problem: issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ') };
+  return { aliases };
 }
 
 /** Checks a defaults document (durations as strings, as federation.yaml has them) and fills in what it leaves out. */
@@ -38,7 +50,7 @@ export class SettingsFile {
   load(): { settings?: FederationSettings; problem?: string } {
     const file = this.file;
     if (!existsSync(file)) return {};
-    let saved: { version?: unknown; federation?: unknown; defaults?: unknown };
+    let saved: { version?: unknown; federation?: unknown; defaults?: unknown; trustDomainAliases?: unknown };
     try {
       saved = JSON.parse(readFileSync(file, 'utf8')) as typeof saved;
     } catch (error) {
@@ -48,11 +60,15 @@ export class SettingsFile {
     if (typeof saved.federation !== 'string') return { problem: `${file}: federation: must be a string` };
     const { defaults, problem } = validateDefaults(saved.defaults);
     if (!defaults) return { problem: `${file}: ${problem}` };
-    return { settings: { federation: saved.federation, defaults } };
+    // A file from before aliases were kept has none: the federation's default until the controller says.
+    const aliases = saved.trustDomainAliases === undefined ? { aliases: [...DEFAULT_TRUST_DOMAIN_ALIASES] } : validateAliases(saved.trustDomainAliases);
+    if (!aliases.aliases) return { problem: `${file}: ${aliases.problem}` };
+    return { settings: { federation: saved.federation, defaults, trustDomainAliases: aliases.aliases } };
   }
 
   /** Throws (with the file's path) when it cannot be written; the caller decides how loud to be. */
   save(settings: FederationSettings): void {
-    writeFileAtomicSync(this.file, `${JSON.stringify({ version: VERSION, federation: settings.federation, defaults: gatewayDefaultsDocument(settings.defaults) }, null, 2)}\n`);
+    const document = { version: VERSION, federation: settings.federation, defaults: gatewayDefaultsDocument(settings.defaults), trustDomainAliases: settings.trustDomainAliases };
+    writeFileAtomicSync(this.file, `${JSON.stringify(document, null, 2)}\n`);
   }
 }

@@ -1,8 +1,8 @@
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import { gatewayDefaultsShape, type GatewayDefaults } from '../../config/federation-config.js';
+import { DEFAULT_TRUST_DOMAIN_ALIASES, gatewayDefaultsShape, type GatewayDefaults } from '../../config/federation-config.js';
 import { deepFreeze } from '../../config/shape.js';
-import { SettingsFile, validateDefaults, type FederationSettings } from './settings-file.js';
+import { SettingsFile, validateAliases, validateDefaults, type FederationSettings } from './settings-file.js';
 
 const BUILTIN_DEFAULTS: GatewayDefaults = deepFreeze(gatewayDefaultsShape.defaultFactory?.() as GatewayDefaults);
 
@@ -18,7 +18,7 @@ export function builtinDefaults(): GatewayDefaults {
  * and outlier detection rather than built-in ones.
  */
 export class SettingsStore {
-  private value: FederationSettings = { federation: '', defaults: BUILTIN_DEFAULTS };
+  private value: FederationSettings = { federation: '', defaults: BUILTIN_DEFAULTS, trustDomainAliases: DEFAULT_TRUST_DOMAIN_ALIASES };
   private readonly file: SettingsFile | undefined;
 
   constructor(
@@ -49,21 +49,26 @@ export class SettingsStore {
   }
 
   /** Settings from the controller: checked with the federation.yaml schema, applied, and saved. */
-  apply(federation: string, defaultsJson: string): void {
+  apply(federation: string, defaultsJson: string, aliasesJson: string): void {
     let parsed: unknown;
+    let parsedAliases: unknown;
     try {
       parsed = JSON.parse(defaultsJson);
+      // A controller from before aliases were sent sends none: the federation default applies.
+      parsedAliases = aliasesJson === '' ? [...DEFAULT_TRUST_DOMAIN_ALIASES] : JSON.parse(aliasesJson);
     } catch (error) {
       this.options.log.error({ err: errorMessage(error) }, 'federation settings are not JSON; keeping the current ones');
       return;
     }
     const { defaults, problem } = validateDefaults(parsed);
-    if (!defaults) {
-      this.options.log.error({ problem }, 'federation defaults rejected; keeping the current ones');
+    const { aliases, problem: aliasProblem } = validateAliases(parsedAliases);
+    if (!defaults || !aliases) {
+      this.options.log.error({ problem: problem ?? aliasProblem }, 'federation settings rejected; keeping the current ones');
       return;
     }
-    if (federation === this.value.federation && JSON.stringify(defaults) === JSON.stringify(this.value.defaults)) return;
-    this.set({ federation, defaults });
+    const next: FederationSettings = { federation, defaults, trustDomainAliases: aliases };
+    if (JSON.stringify(next) === JSON.stringify(this.value)) return;
+    this.set(next);
     try {
       this.file?.save(this.value);
     } catch (error) {

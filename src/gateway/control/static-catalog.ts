@@ -47,10 +47,10 @@ export function staticCatalog(directory: FederationDirectory, policies: readonly
         const bundle = pki.bundle();
         bundles.set(bundle.trustDomain, { trustDomain: bundle.trustDomain, sequence: bundle.sequence, spiffeJson: JSON.stringify(bundle.toSpiffeJson()) });
       } else {
-        log.warn({ cluster: name, pkiDir: cluster.pkiDir }, 'no CA for this cluster in federation-config; its gateway will not be trusted');
+        log.warn({ member: name, pkiDir: cluster.pkiDir }, 'no CA for this cluster in federation-config; its gateway will not be trusted');
       }
     } catch (error) {
-      log.error({ cluster: name, err: errorMessage(error) }, 'cannot read this cluster\'s bundle');
+      log.error({ member: name, err: errorMessage(error) }, 'cannot read this cluster\'s bundle');
     }
   }
   const byService = new Map<string, ExportRecord[]>();

@@ -24,7 +24,11 @@ export interface StaticFederation {
  * cannot apply stops it at start, with every problem, rather than running without them.
  */
 export function loadStaticFederation(directory: FederationDirectory, cluster: ClusterConfig, log: Logger): StaticFederation {
-  const validated = validatePolicySet(directory.policyDocuments.map((doc) => ({ document: doc.value, source: doc.source, lineOf: (path) => doc.lineOf(path) })));
+  const aliases = directory.federation.spec.trustDomainAliases;
+  const validated = validatePolicySet(
+    directory.policyDocuments.map((doc) => ({ document: doc.value, source: doc.source, lineOf: (path) => doc.lineOf(path) })),
+    { trustDomainAliases: aliases },
+  );
   if (validated.issues.length > 0) throw new ConfigError(validated.issues);
   const index = new PolicyIndex(validated.set);
   const problems = gatewayPolicyProblems(index, { cluster: cluster.metadata.name, allowFaultInjection: cluster.spec.gateway.policies.allowFaultInjection });
@@ -32,7 +36,7 @@ export function loadStaticFederation(directory: FederationDirectory, cluster: Cl
   const records: PolicyRecord[] = validated.policies.map((p) => ({ ...p, revision: 1 }));
   const revision = records.length > 0 ? 1 : 0;
   return {
-    settings: { federation: directory.federation.metadata.name, defaults: directory.federation.spec.defaults },
+    settings: { federation: directory.federation.metadata.name, defaults: directory.federation.spec.defaults, trustDomainAliases: aliases },
     catalog: staticCatalog(directory, records, cluster.metadata.name, log),
     index,
     records,

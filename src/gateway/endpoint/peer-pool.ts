@@ -219,7 +219,7 @@ export class PeerPool {
           opened.off('error', failEarly);
           opened.off('close', closedEarly);
           const peer: PeerSession = { session: opened, active: 0, started: 0 };
-          opened.on('error', (error: Error) => this.options.log.debug({ cluster: this.options.cluster, err: errorMessage(error) }, 'peer session error'));
+          opened.on('error', (error: Error) => this.options.log.debug({ err: errorMessage(error) }, 'peer session error'));
           opened.once('close', () => this.remove(peer));
           opened.once('goaway', () => this.remove(peer));
           opened.unref();

@@ -31,7 +31,7 @@ export function identityStage(log: Logger): (next: Handler<IdentifiedStream>) =>
     if (typeof asserted !== 'string' || asserted === '') return next({ ...ctx, caller: peer.spiffeId });
     const caller = acceptedCaller(peer, asserted);
     if (caller === undefined) {
-      log.warn({ cluster: peer.cluster, asserted }, 'peer asserted an identity outside its trust domain');
+      log.warn({ peer: peer.cluster, asserted }, 'peer asserted an identity outside its trust domain');
       return Promise.resolve(failure('identity-rejected', `the gateway of ${peer.cluster} may only assert identities of ${peer.id.trustDomain}`));
     }
     return next({ ...ctx, caller });

@@ -139,8 +139,8 @@ export class HealthChecker {
   private set(cluster: string, peer: PeerHealth, alive: boolean, reason: string): void {
     peer.alive = alive;
     peer.changedAt = Date.now();
-    if (alive) this.log.info({ cluster }, 'peer gateway healthy again');
-    else this.log.warn({ cluster, misses: peer.misses, reason }, 'peer gateway unhealthy; failing over');
+    if (alive) this.log.info({ peer: cluster }, 'peer gateway healthy again');
+    else this.log.warn({ peer: cluster, misses: peer.misses, reason }, 'peer gateway unhealthy; failing over');
     for (const listener of this.listeners) listener(cluster, alive, reason);
   }
 }

@@ -105,7 +105,7 @@ export class OutlierRegistry {
     const settings = settingsFor(this.view, service);
     const detector = new OutlierDetector(settings, this.options.clock ?? systemClock);
     detector.onChange((cluster, ejected) => {
-      this.options.log.warn({ cluster, service, ejected }, ejected ? 'cluster ejected for one service by its outlier detection' : 'cluster back for one service');
+      this.options.log.warn({ peer: cluster, service, ejected }, ejected ? 'cluster ejected for one service by its outlier detection' : 'cluster back for one service');
       this.options.publish(this.snapshot());
       for (const listener of this.listeners) listener(cluster, service, ejected);
     });

@@ -20,12 +20,12 @@ export function connectPeerHealth(parts: { health: HealthChecker; outliers: Outl
       outliers.unejectAll(peer);
     } else {
       failovers.movedAway(peer, 'health-check');
-      log.warn({ cluster: peer, reason }, 'traffic moved away from an unhealthy cluster');
+      log.warn({ peer, reason }, 'traffic moved away from an unhealthy cluster');
     }
     views.update({ unhealthy: health.unhealthy() });
   });
   health.onPass((peer) => {
-    if (outliers.gatewayPassedCheck(peer)) log.info({ cluster: peer }, 'ejection lifted: the peer gateway passed its health check');
+    if (outliers.gatewayPassedCheck(peer)) log.info({ peer }, 'ejection lifted: the peer gateway passed its health check');
   });
   outliers.onEjection((cluster, _service, ejected) => {
     if (ejected) metrics.failovers.inc({ destination_cluster: cluster, reason: 'outlier-ejection' });

@@ -100,7 +100,7 @@ export class InboundServer {
     const clusters = view.catalog.clusters;
     for (const [session, peer] of this.sessions) {
       if (clusters.get(peer.cluster)?.trustDomain !== peer.id.trustDomain) {
-        this.plane.log.info({ cluster: peer.cluster }, 'closing the connection of a cluster that left');
+        this.plane.log.info({ peer: peer.cluster }, 'closing the connection of a cluster that left');
         session.destroy();
       }
     }
@@ -141,8 +141,8 @@ export class InboundServer {
     });
     this.sessions.set(session, peer);
     session.once('close', () => this.sessions.delete(session));
-    session.on('error', (error: Error) => this.plane.log.debug({ cluster, err: errorMessage(error) }, 'inbound HTTP/2 connection ended with an error'));
-    session.on('malformed', (problem: string) => this.plane.log.warn({ cluster, problem }, 'malformed request from a peer gateway refused'));
+    session.on('error', (error: Error) => this.plane.log.debug({ peer: cluster, err: errorMessage(error) }, 'inbound HTTP/2 connection ended with an error'));
+    session.on('malformed', (problem: string) => this.plane.log.warn({ peer: cluster, problem }, 'malformed request from a peer gateway refused'));
     session.on('stream', (stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean) => this.onStream(peer, stream, headers, endStream));
   }
 

@@ -81,7 +81,7 @@ export class TcpImportListener {
     for (let attempt = 0; attempt < this.options.attempts; attempt++) {
       const route = this.plane.routing.resolve(view, namespace, name, this.options.port);
       if (!('targets' in route)) {
-        this.plane.log.warn({ service: key, reason: route.message }, 'tcp import: no route');
+        this.plane.log.warn({ reason: route.message }, 'tcp import: no route');
         break;
       }
       const pick = route.picker.pick(tried.size > 0 ? { exclude: tried } : undefined);
@@ -90,7 +90,7 @@ export class TcpImportListener {
       const upstream = pick.cluster === this.plane.localCluster ? await this.connectLocal(view, route, caller) : await this.connectRemote(view, route, pick.cluster, caller);
       if (typeof upstream === 'string') {
         this.plane.metrics.tcpConnections.inc({ service: key, destination_cluster: pick.cluster, result: 'failed' });
-        this.plane.log.warn({ service: key, cluster: pick.cluster, err: upstream }, 'tcp tunnel failed; trying another cluster');
+        this.plane.log.warn({ peer: pick.cluster, err: upstream }, 'tcp tunnel failed; trying another cluster');
         continue;
       }
       this.plane.metrics.tcpConnections.inc({ service: key, destination_cluster: pick.cluster, result: 'connected' });

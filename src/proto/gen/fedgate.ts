@@ -222,6 +222,11 @@ export interface FederationSettings {
    * changes. Gateways keep them with their membership and fail over between them.
    */
   controllerAddresses: string[];
+  /**
+   * spec.trustDomainAliases of federation.yaml, as JSON: how principals written for another mesh
+   * (cluster.local) map onto member trust domains when a gateway compiles the policy set
+   */
+  trustDomainAliasesJson: string;
 }
 
 /** A snapshot (snapshot = true: replace everything) or a delta on top of base_revision. */
@@ -2380,7 +2385,7 @@ export const SyncDown: MessageFns<SyncDown> = {
 };
 
 function createBaseFederationSettings(): FederationSettings {
-  return { federation: "", defaultsJson: "", controllerAddresses: [] };
+  return { federation: "", defaultsJson: "", controllerAddresses: [], trustDomainAliasesJson: "" };
 }
 
 export const FederationSettings: MessageFns<FederationSettings> = {
@@ -2393,6 +2398,9 @@ export const FederationSettings: MessageFns<FederationSettings> = {
     }
     for (const v of message.controllerAddresses) {
       writer.uint32(26).string(v!);
+    }
+    if (message.trustDomainAliasesJson !== "") {
+      writer.uint32(34).string(message.trustDomainAliasesJson);
     }
     return writer;
   },
@@ -2434,6 +2442,14 @@ export const FederationSettings: MessageFns<FederationSettings> = {
             message.controllerAddresses.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trustDomainAliasesJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2454,6 +2470,7 @@ export const FederationSettings: MessageFns<FederationSettings> = {
     message.federation = object.federation ?? "";
     message.defaultsJson = object.defaultsJson ?? "";
     message.controllerAddresses = object.controllerAddresses?.map((e) => e) || [];
+    message.trustDomainAliasesJson = object.trustDomainAliasesJson ?? "";
     return message;
   },
 };
