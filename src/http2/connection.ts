@@ -105,6 +105,8 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
   /** No new streams (GOAWAY sent or received, or close() called). */
   private noNewStreams = false;
   private tornDown = false;
+  /** end() sent our FIN: nothing more can be written. */
+  private finSent = false;
   /** fail() is under way (its own flush must not fail the connection a second time). */
   private failing = false;
   private sendWindow = DEFAULT_WINDOW;
@@ -207,6 +209,11 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
   /** Bytes queued for the peer: what this connection holds for its next write plus the socket's own buffer. */
   get queuedBytes(): number {
     return this.pendingBytes + (this.socket.destroyed ? 0 : this.socket.writableLength);
+  }
+
+  /** Octets in the HPACK table we decode the peer's header blocks with (bounded by our 4,096-octet SETTINGS_HEADER_TABLE_SIZE). */
+  get decoderTableBytes(): number {
+    return this.decoder.tableSize;
   }
 
   /** The most bytes this connection ever had queued for the peer at once (a gauge for the write-queue limit). */
@@ -371,14 +378,16 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
       this.sentGoaway = true;
       this.write(goawayFrame(this.lastProcessedStreamId(), ErrorCode.NO_ERROR));
     }
-    // Let queued frames (GOAWAY, last DATA) leave before the FIN.
+    // Let queued frames (GOAWAY, last DATA) leave before the FIN; nothing can follow it (a PING
+    // answer to a frame read after our GOAWAY would be a write after end).
     this.flush();
+    this.finSent = true;
     this.socket.end();
     setTimeout(() => this.destroy(), this.limits.closeTimeoutMs).unref();
   }
 
   protected write(buf: Buffer): void {
-    if (this.tornDown) return;
+    if (this.tornDown || this.finSent) return;
     // Frames leave once per event-loop turn, not once per tick: at load, the answers of many
     // upstream sockets arrive in one poll phase, and setImmediate (run right after it) sends them
     // all in one TLS record and one syscall instead of one each. Measured in docs/benchmarks.md.
@@ -398,7 +407,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
     const out = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.socket.writableEnded) return;
     this.socket.write(out);
     const queued = this.socket.writableLength;
     this.socketQueued = queued;

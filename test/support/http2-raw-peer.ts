@@ -96,8 +96,13 @@ export const request = (method: string, path: string, extra: readonly string[] =
 
 export interface PeerOptions {
   port: number;
-  /** TLS: ALPN h2; the server certificate is not verified (the tests are about HTTP/2, not PKI). */
+  /** TLS with ALPN h2. */
   tls?: boolean;
+  /**
+   * With `tls`: the CA the server's certificate must chain to. Its name is not checked (a SPIFFE
+   * SVID names a URI, not a host); without `ca` the certificate is not verified at all.
+   */
+  ca?: string;
 }
 
 export class RawPeer {
@@ -127,7 +132,10 @@ export class RawPeer {
   static async connect(options: PeerOptions): Promise<RawPeer> {
     const socket = await new Promise<Socket>((resolve, reject) => {
       const s: Socket = options.tls
-        ? tlsConnect({ host: '127.0.0.1', port: options.port, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => resolve(s))
+        ? tlsConnect(
+            { host: '127.0.0.1', port: options.port, ALPNProtocols: ['h2'], ...(options.ca ? { ca: options.ca, checkServerIdentity: () => undefined } : { rejectUnauthorized: false }) },
+            () => resolve(s),
+          )
         : netConnect({ host: '127.0.0.1', port: options.port }, () => resolve(s));
       s.once('error', reject);
     });
