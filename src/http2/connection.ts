@@ -539,9 +539,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
   }
 
   private enqueueBlocked(stream: S): void {
-    if (stream.queuedForWindow) return;
-    stream.queuedForWindow = true;
-    this.blocked.push(stream);
+    if (stream.enterWindowQueue()) this.blocked.push(stream);
   }
 
   /** Resumes held DATA, oldest first, while there is connection window and queue room; the rest stays queued untouched. */
@@ -559,7 +557,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
       const stream = blocked[this.blockedHead] as S;
       blocked[this.blockedHead] = undefined as unknown as S;
       this.blockedHead += 1;
-      stream.queuedForWindow = false;
+      stream.leaveWindowQueue();
       const held = stream.takeHeldWrite();
       if (held) this.sendData(stream, held.chunk, held.end, held.callback);
     }
@@ -948,8 +946,6 @@ type WriteCallback = (error: Error | null | undefined) => void;
  * `rstCode` says how a stream that ended early was reset (REFUSED_STREAM: the peer never processed it).
  */
 export abstract class H2Stream extends Duplex implements DirectBody {
-  /** Set when the stream waits in its connection's queue for window or queue room (the connection's bookkeeping). */
-  queuedForWindow = false;
   protected resetCode: number | undefined;
   protected endSent = false;
   protected endReceived = false;
@@ -962,6 +958,8 @@ export abstract class H2Stream extends Duplex implements DirectBody {
   private unacknowledged = 0;
   private held: HeldWrite | undefined;
   private blockedSince = 0;
+  /** The stream waits in its connection's queue for window or queue room. */
+  private inWindowQueue = false;
   /** Our initial receive window: the peer gets credit back once half of it is used and read. */
   private readonly windowTarget: number;
   /** Set when the body is delivered straight to a relay (see DirectBody) instead of pushed. */
@@ -1137,6 +1135,17 @@ export abstract class H2Stream extends Duplex implements DirectBody {
   holdWrite(chunk: Buffer, offered: number, end: boolean, callback: (error?: Error | null) => void, forWindow: boolean): void {
     this.held = { chunk, end, callback, offered };
     if (forWindow && this.blockedSince === 0) this.blockedSince = performance.now();
+  }
+
+  /** True when the stream was not in its connection's wait queue and now is (the queue holds each stream once). */
+  enterWindowQueue(): boolean {
+    if (this.inWindowQueue) return false;
+    this.inWindowQueue = true;
+    return true;
+  }
+
+  leaveWindowQueue(): void {
+    this.inWindowQueue = false;
   }
 
   takeHeldWrite(): HeldWrite | undefined {
