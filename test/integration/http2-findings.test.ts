@@ -1,4 +1,8 @@
 import { connect as h2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import type { SecureContextOptions } from 'node:tls';
+import { SpiffeId } from '../../src/model/spiffe-id.js';
+import { CertificateAuthority } from '../../src/pki/certificate-authority.js';
+import { issueSvid } from '../../src/pki/svid.js';
 import { Flag, FrameType } from '../../src/http2/frames.js';
 import type { H2ServerSession } from '../../src/http2/index.js';
 import {
@@ -31,21 +35,36 @@ afterEach(async () => {
   for (const undo of cleanup.splice(0).reverse()) await undo();
 });
 
-async function server(handler: StreamHandler, options: Parameters<typeof startH2Server>[1] = {}): Promise<TestH2Server> {
-  const started = await startH2Server(handler, options);
+type Transport = 'tcp' | 'tls';
+
+/** TLS as on the inbound listener: TLS 1.3 and a certificate issued by fedgate's own CA. */
+let tls: { server: SecureContextOptions; ca: string } | undefined;
+beforeAll(() => {
+  const authority = CertificateAuthority.create({ trustDomain: 'findings.test' });
+  const svid = issueSvid(authority, SpiffeId.gateway('findings.test', 'target'), { ttlMs: 3_600_000 });
+  tls = { server: { key: svid.keyPem, cert: svid.chainPem, minVersion: 'TLSv1.3' }, ca: authority.certificatePem };
+});
+
+/** Which transport a listener at this port speaks, for the clients of a test. */
+const transports = new Map<number, Transport>();
+
+async function server(handler: StreamHandler, options: Parameters<typeof startH2Server>[1] = {}, transport: Transport = 'tcp'): Promise<TestH2Server> {
+  const started = await startH2Server(handler, options, transport === 'tls' ? tls?.server : undefined);
+  transports.set(started.port, transport);
   cleanup.push(() => started.close());
   return started;
 }
 
 async function attacker(port: number, settings: ReadonlyArray<readonly [number, number]> = []): Promise<RawPeer> {
-  const peer = await RawPeer.open({ port }, settings);
+  const peer = await RawPeer.open({ port, tls: transports.get(port) === 'tls', ca: tls?.ca }, settings);
   cleanup.push(() => peer.close());
   return peer;
 }
 
 /** A legitimate request from Node's own HTTP/2 client on a connection of its own. */
 async function legitimateGet(port: number, path = '/legit'): Promise<{ status: number; body: string }> {
-  const client: ClientHttp2Session = h2connect(`http://127.0.0.1:${port}`);
+  const secure = transports.get(port) === 'tls';
+  const client: ClientHttp2Session = secure ? h2connect(`https://127.0.0.1:${port}`, { ca: tls?.ca, checkServerIdentity: () => undefined }) : h2connect(`http://127.0.0.1:${port}`);
   client.on('error', () => undefined);
   try {
     return await new Promise((resolve, reject) => {
@@ -167,7 +186,7 @@ describe('issue 28 finding 2: HTTP/2 clients that never read', () => {
     await expect(legitimate ?? legitimateGet(target.port)).resolves.toEqual({ status: 404, body: 'x'.repeat(512) });
   }, 60_000);
 
-  it('finding 2: a response body streamed to a client that never reads is held, and its writer is called back only for what the socket took', async () => {
+  it.each(['tcp', 'tls'] as const)('finding 2: a response body streamed to a client that never reads is held, and its writer is called back only for what the socket took (%s)', async (transport) => {
     const chunk = Buffer.alloc(64 * 1024, 7);
     const offered = 100 * MiB;
     let taken = 0;
@@ -201,6 +220,7 @@ describe('issue 28 finding 2: HTTP/2 clients that never read', () => {
         pump();
       },
       { maxConcurrentStreams: 10, initialWindowSize: 1 << 20 },
+      transport,
     );
     const hostile = await attacker(target.port, [[SETTING_INITIAL_WINDOW_SIZE, MAX_WINDOW]]);
     hostile.write(windowUpdate(0, MAX_WINDOW - 65_535));
@@ -334,7 +354,7 @@ describe('issue 28 finding 9: RFC 9113 conformance of the server role', () => {
     await expect(legitimateGet(target.port)).resolves.toMatchObject({ status: 404 });
   });
 
-  it('finding 9: the GOAWAY of an early error reaches a peer that reads late, after the data queued before it', async () => {
+  it.each(['tcp', 'tls'] as const)('finding 9: the GOAWAY of an early error reaches a peer that reads late, after the data queued before it (%s)', async (transport) => {
     const body = Buffer.alloc(4 * MiB, 1);
     const target = await server(
       (stream) => {
@@ -343,6 +363,7 @@ describe('issue 28 finding 9: RFC 9113 conformance of the server role', () => {
         stream.end(body);
       },
       { initialWindowSize: 1 << 20 },
+      transport,
     );
     const peer = await attacker(target.port, [[SETTING_INITIAL_WINDOW_SIZE, MAX_WINDOW]]);
     peer.write(windowUpdate(0, MAX_WINDOW - 65_535));
