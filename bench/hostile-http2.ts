@@ -9,13 +9,15 @@
  *   QUIET_SECONDS=10 HOSTILE_SECONDS=30 RPS=200 npm run bench:hostile-http2
  *   ATTACKS=slowReader,idle npm run bench:hostile-http2     (any of slowReader, settingsFlood, rapidReset, pingFlood, idle)
  *
- * Prints the server's RSS and the legitimate requests' p50/p99, quiet vs hostile, failures, and
- * the server's refusals by limit. `node dist/bench/hostile-http2.js serve [port]` runs the server
+ * Prints the server's RSS and the legitimate requests' p50/p99, quiet vs hostile, failures, the
+ * server's event-loop delay (what the server itself added, apart from a busy machine) and its
+ * refusals by limit. `node dist/bench/hostile-http2.js serve [port]` runs the server
  * alone (for h2load).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { connect as h2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../src/core/node-flags.js';
 import { CLIENT_PREFACE, Flag, frame, FRAME_HEADER_BYTES, FrameType, Setting, settingsFrame } from '../src/http2/frames.js';
@@ -34,6 +36,10 @@ const BIG_TOTAL = 64 * 1024 * 1024;
 // ---- the server ----
 
 interface ServerReport {
+  /** The server's event-loop delay since the last reset: what the server itself added to every request. */
+  loopDelayP50Ms: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
   rss: number;
   heapUsed: number;
   connections: number;
@@ -45,6 +51,8 @@ function serve(port: number): void {
   const sessions = new Set<H2ServerSession>();
   const refusals: Record<string, number> = {};
   let peakQueuedBytes = 0;
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const server = createServer((socket) => {
     // As the outbound listener's h2c: the limits at their defaults, the gateway's stream limit.
     const session = new H2ServerSession(socket, { initialWindowSize: 1 << 20, sessionWindowSize: 16 << 20, maxHeaderListSize: 16 * 1024, maxConcurrentStreams: 1000, idleTimeoutMs: 300_000 });
@@ -90,11 +98,21 @@ function serve(port: number): void {
     if (process.send) process.send({ port: bound });
     else console.log(`listening on 127.0.0.1:${bound}`);
   });
-  process.on('message', (message: { report?: boolean }) => {
+  process.on('message', (message: { report?: boolean; resetLoopDelay?: boolean }) => {
+    if (message.resetLoopDelay) loopDelay.reset();
     if (!message.report || !process.send) return;
     for (const session of sessions) peakQueuedBytes = Math.max(peakQueuedBytes, session.peakQueuedBytes);
     const memory = process.memoryUsage();
-    const report: ServerReport = { rss: memory.rss, heapUsed: memory.heapUsed, connections: sessions.size, peakQueuedBytes, refusals: { ...refusals } };
+    const report: ServerReport = {
+      loopDelayP50Ms: loopDelay.percentile(50) / 1e6,
+      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      loopDelayMaxMs: loopDelay.max / 1e6,
+      rss: memory.rss,
+      heapUsed: memory.heapUsed,
+      connections: sessions.size,
+      peakQueuedBytes,
+      refusals: { ...refusals },
+    };
     process.send(report);
   });
 }
@@ -340,8 +358,10 @@ async function main(): Promise<void> {
   const server = start('serve', ['0'], SERVER_NODE_FLAGS);
   const { port } = await nextMessage<{ port: number }>(server);
   const baseline = await report(server);
+  server.send({ resetLoopDelay: true });
   const quiet = await legitimate(port, QUIET_SECONDS, server);
   const afterQuiet = await report(server);
+  server.send({ resetLoopDelay: true });
   const attackers = start('attack', [String(port), String(HOSTILE_SECONDS)]);
   const attackersDone = nextMessage<{ connections: Record<string, number> }>(attackers);
   const cpuBefore = cpuSeconds(server.pid);
@@ -354,10 +374,11 @@ async function main(): Promise<void> {
 
   console.log(`# fedgate bench:hostile-http2 — node ${process.version}; legitimate GETs at ${RPS}/s; quiet ${QUIET_SECONDS} s, hostile ${HOSTILE_SECONDS} s`);
   console.log('');
-  console.log('| phase | legitimate requests | failures | p50 ms | p99 ms | server RSS peak MiB |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
-  console.log(`| quiet | ${quiet.latencies.length} | ${quiet.failures} | ${ms(percentile(quiet.latencies, 50))} | ${ms(percentile(quiet.latencies, 99))} | ${mib(Math.max(quiet.peakRss, afterQuiet.rss))} |`);
-  console.log(`| hostile | ${hostile.latencies.length} | ${hostile.failures} | ${ms(percentile(hostile.latencies, 50))} | ${ms(percentile(hostile.latencies, 99))} | ${mib(Math.max(hostile.peakRss, afterHostile.rss))} |`);
+  console.log('| phase | legitimate requests | failures | p50 ms | p99 ms | server event-loop delay p50 / p99 / max ms | server RSS peak MiB |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const delay = (r: ServerReport): string => `${ms(r.loopDelayP50Ms)} / ${ms(r.loopDelayP99Ms)} / ${ms(r.loopDelayMaxMs)}`;
+  console.log(`| quiet | ${quiet.latencies.length} | ${quiet.failures} | ${ms(percentile(quiet.latencies, 50))} | ${ms(percentile(quiet.latencies, 99))} | ${delay(afterQuiet)} | ${mib(Math.max(quiet.peakRss, afterQuiet.rss))} |`);
+  console.log(`| hostile | ${hostile.latencies.length} | ${hostile.failures} | ${ms(percentile(hostile.latencies, 50))} | ${ms(percentile(hostile.latencies, 99))} | ${delay(afterHostile)} | ${mib(Math.max(hostile.peakRss, afterHostile.rss))} |`);
   console.log('');
   console.log(`server RSS at start ${mib(baseline.rss)} MiB; heap after the hostile phase ${mib(afterHostile.heapUsed)} MiB; CPU during the hostile phase ${cpuHostile.toFixed(1)} s; peak bytes queued on one connection ${mib(afterHostile.peakQueuedBytes)} MiB`);
   console.log(`hostile connections opened: ${Object.entries(connections).map(([name, count]) => `${name} ${count}`).join(', ')}`);
