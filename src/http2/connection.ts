@@ -351,7 +351,8 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     if (stream.remoteEnded || stream.resetByPeer) this.closedByPeer[this.closedByPeerNext++ % CLOSED_BY_PEER_MEMORY] = stream.id;
-    if (this.pendingBytes + this.socketQueued >= this.limits.maxWriteQueueBytes) this.lingering += 1;
+    // A stream the peer reset is closed for the peer already: it may open another in its place.
+    if (!stream.resetByPeer && this.pendingBytes + this.socketQueued >= this.limits.maxWriteQueueBytes) this.lingering += 1;
     stream.onLeftWire();
     if (this.noNewStreams && this.streams.size === 0 && !this.tornDown) this.end();
   }
