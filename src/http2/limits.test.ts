@@ -150,6 +150,33 @@ describe('the write queue', () => {
   });
 });
 
+describe('the stream limit while the queue is backlogged', () => {
+  it('does not count a stream the peer reset against the limit while the queue is backlogged (the peer may reuse the slot at once)', async () => {
+    const opened: number[] = [];
+    const body = streamBody(64 * MiB);
+    const target = await server(
+      (stream, headers, endStream, session) => {
+        opened.push(stream.id);
+        body(stream, headers, endStream, session);
+      },
+      { maxConcurrentStreams: 2, initialWindowSize: 1 << 20 },
+    );
+    const slow = await peer(target.port, [[Setting.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]]);
+    slow.write(windowUpdate(0, 2 ** 31 - 1 - 65_535));
+    slow.stopReading();
+    slow.request(1, get('/one'));
+    slow.request(3, get('/two'));
+    const session = await target.session(0);
+    await until(() => session.congested && opened.length === 2, 'two streams open and the queue at its cap');
+    // The peer gives up on stream 3: for it, a slot is free, and it uses it at once.
+    slow.write(rstFrame(3, ErrorCode.CANCEL));
+    slow.request(5, get('/three'));
+    await until(() => opened.length === 3 || target.limits.length > 0, 'stream 5 to be taken or refused');
+    expect(opened).toEqual([1, 3, 5]);
+    expect(target.limits).toEqual([]);
+  });
+});
+
 describe('flow-control windows', () => {
   it('resets a stream stuck on a connection window the peer never opens (zero-window)', async () => {
     const target = await server(streamBody(256 * 1024), { zeroWindowTimeoutMs: 200 });
