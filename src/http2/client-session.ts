@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { addHeaderValue, ConnectionError, H2Connection, H2Stream, type H2ConnectionOptions } from './connection.js';
+import { addHeaderValue, H2Connection, H2Stream, type H2ConnectionOptions } from './connection.js';
 import { CLIENT_PREFACE, DEFAULT_WINDOW, ErrorCode, Setting } from './frames.js';
+import { connectionError } from './http2-error.js';
 
 /*
  * The client role of fedgate's HTTP/2 connection (./connection.ts): the gateway-to-gateway hop,
@@ -34,7 +35,6 @@ export class H2ClientSession extends H2Connection<H2ClientStream> {
     const stream = new H2ClientStream(this, id, this.remoteSettings?.initialWindowSize ?? DEFAULT_WINDOW, this.options.initialWindowSize, endStream ? { writable: false } : undefined);
     this.streams.set(id, stream);
     this.writeHeaders(id, this.encoder.encode(fields), endStream);
-    if (endStream) stream.sentEnd = true;
     // Stream IDs cannot be reused: a session that has used them all retires.
     if (this.nextStreamId > MAX_STREAM_ID) this.close();
     return stream;
@@ -56,7 +56,10 @@ export class H2ClientSession extends H2Connection<H2ClientStream> {
   protected onHeaderList(streamId: number, headers: IncomingHttpHeaders, endStream: boolean, withinLimit: boolean): void {
     const stream = this.streams.get(streamId);
     if (!stream) {
-      if (this.isIdle(streamId)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${streamId}`);
+      if (this.isIdle(streamId)) throw connectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${streamId}`);
+      // RFC 9113 §5.1: after the peer's END_STREAM or RST_STREAM, more HEADERS are its error; after
+      // ours, they are in flight.
+      if (this.closedByPeerEarlier(streamId)) throw connectionError(ErrorCode.STREAM_CLOSED, `HEADERS on stream ${streamId} after ${this.peerName} closed it`);
       return;
     }
     stream.onHeaders(headers, endStream, withinLimit);
@@ -77,15 +80,21 @@ export class H2ClientSession extends H2Connection<H2ClientStream> {
  * 'response' carries the response headers, 'trailers' the trailers.
  */
 export class H2ClientStream extends H2Stream {
-  responded = false;
+  private finalResponse = false;
+
+  /** The final (non-informational) response headers arrived. */
+  get responded(): boolean {
+    return this.finalResponse;
+  }
 
   onHeaders(headers: IncomingHttpHeaders, endStream: boolean, withinLimit: boolean): void {
     if (!withinLimit) {
+      this.connection.refused('header-size', 'stream');
       this.connection.resetStream(this, ErrorCode.PROTOCOL_ERROR);
       this.onProtocolError('response headers above our header list size limit');
       return;
     }
-    if (!this.responded) {
+    if (!this.finalResponse) {
       const status = headers[':status'] as unknown;
       if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 999) {
         this.connection.resetStream(this, ErrorCode.PROTOCOL_ERROR);
@@ -94,7 +103,7 @@ export class H2ClientStream extends H2Stream {
       }
       // Informational responses (100 Continue, 103 Early Hints) precede the real one.
       if (status < 200) return;
-      this.responded = true;
+      this.finalResponse = true;
       this.emit('response', headers);
       if (endStream) this.onRemoteEnd();
       return;
@@ -109,7 +118,7 @@ export class H2ClientStream extends H2Stream {
   }
 
   refusesData(length: number): { code: number; message: string } | undefined {
-    if (!this.responded) return { code: ErrorCode.PROTOCOL_ERROR, message: 'DATA before the response headers' };
+    if (!this.finalResponse) return { code: ErrorCode.PROTOCOL_ERROR, message: 'DATA before the response headers' };
     if (length > this.recvWindow) return { code: ErrorCode.FLOW_CONTROL_ERROR, message: 'the peer overran the stream window' };
     return undefined;
   }
@@ -119,10 +128,11 @@ export class H2ClientStream extends H2Stream {
     // Node's server also ends a finished response this way, by RST_STREAM(NO_ERROR) instead of
     // END_STREAM, when it closes the stream with its last DATA still queued (seen with Node 20 and a
     // slow reader); Node's client reads that as the end of the body, and so do we.
-    if (code === ErrorCode.NO_ERROR && this.responded && !this.destroyed) {
-      if (this.rstCode === undefined) this.rstCode = code;
+    if (code === ErrorCode.NO_ERROR && this.finalResponse && !this.destroyed) {
+      this.resetReceived = true;
+      this.noteReset(code);
       this.connection.forget(this);
-      if (!this.remoteEnded) this.onRemoteEnd();
+      if (!this.endReceived) this.onRemoteEnd();
       return;
     }
     super.onReset(code);

@@ -196,6 +196,11 @@ export class HpackDecoder {
     this.table = new DynamicTable(maxTableSize);
   }
 
+  /** Octets held in the dynamic table (RFC 7541 §4.1 size): never above our SETTINGS_HEADER_TABLE_SIZE. */
+  get tableSize(): number {
+    return this.table.size;
+  }
+
   /**
    * Decodes one complete header block (HEADERS + CONTINUATION fragments already joined), calling
    * emit per field in order. Throws HpackError on malformed input; the dynamic table is then in an

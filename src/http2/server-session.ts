@@ -1,23 +1,30 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { addHeaderValue, ConnectionError, EMPTY, H2Connection, H2Stream, type H2ConnectionOptions } from './connection.js';
+import { addHeaderValue, EMPTY, H2Connection, H2Stream, type H2ConnectionOptions } from './connection.js';
 import { CLIENT_PREFACE, DEFAULT_WINDOW, ErrorCode, rstStreamFrame, Setting } from './frames.js';
+import { connectionError } from './http2-error.js';
+import { TokenBucket, type H2LimitKind } from './limits.js';
 
 /*
  * The server role of fedgate's HTTP/2 connection (./connection.ts): the inbound gateway's listener
- * for other clusters' gateways. It is reached only after mutual TLS proved the peer is a member
- * gateway, but it still defends itself as nghttp2 does for Node's server: a concurrent-stream
- * limit, a budget for streams the peer resets or we refuse (rapid reset, CVE-2023-44487) and for
- * empty DATA frames (CVE-2019-9518), header list and header block limits (a list above the limit
- * is answered 431 on its stream), at most 16 CONTINUATION frames per block (CVE-2024-27316),
- * malformed requests refused per RFC 9113 §8.1.1, and an idle timeout.
+ * for other clusters' gateways, and h2c on the outbound listener for local clients. The first is
+ * reached only after mutual TLS proved the peer is a member gateway, the second by anyone local;
+ * both defend themselves as nghttp2 does for Node's server, and more: a concurrent-stream limit
+ * (which also counts streams whose answers still wait in a backlogged write queue), a budget for
+ * streams the peer resets or we refuse (rapid reset, CVE-2023-44487) and for empty DATA frames
+ * (CVE-2019-9518), header list and header block limits (a list above the limit is answered 431 on
+ * its stream), at most 16 CONTINUATION frames per block (CVE-2024-27316), malformed requests
+ * refused per RFC 9113 §8.1.1, an idle timeout, and the connection-wide limits of ./limits.ts.
  */
 
 export interface H2ServerOptions extends H2ConnectionOptions {
-  /** SETTINGS_MAX_CONCURRENT_STREAMS: a stream above it is refused (REFUSED_STREAM, safe to retry). */
-  maxConcurrentStreams: number;
-  /** A connection with no stream open and no bytes either way for this long is closed (GOAWAY). */
-  idleTimeoutMs: number;
+  /**
+   * SETTINGS_MAX_CONCURRENT_STREAMS: a stream above it is refused (REFUSED_STREAM, safe to retry).
+   * Streams whose answers still wait in a backlogged write queue count too. Default 100.
+   */
+  maxConcurrentStreams?: number;
+  /** A connection with no stream open and no bytes either way for this long is closed (GOAWAY NO_ERROR). Default 60 s. */
+  idleTimeoutMs?: number;
   /**
    * Streams the peer may reset before they are answered (or we refuse), and empty DATA frames it
    * may send, in a burst (default 1,000, as nghttp2 allows for resets).
@@ -33,6 +40,9 @@ export interface H2ServerOptions extends H2ConnectionOptions {
   peerName?: string;
 }
 
+const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
 /** Pseudo-headers a request may carry (RFC 9113 §8.3.1); extended CONNECT's :protocol is not offered. */
 const REQUEST_PSEUDO = new Set([':method', ':scheme', ':authority', ':path']);
 /** Connection-specific fields, malformed in HTTP/2 (RFC 9113 §8.2.2); `te` is allowed as "trailers" only. */
@@ -44,33 +54,34 @@ const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
 
 export class H2ServerSession extends H2Connection<H2ServerStream> {
   readonly peerName: string;
+  /** The highest stream ID the peer has used: anything above is idle. */
   private lastPeerStreamId = 0;
+  /** The highest stream ID we took on (a GOAWAY names it; streams ignored after our GOAWAY are not in it). */
+  private lastAcceptedStreamId = 0;
   private readonly maxConcurrentStreams: number;
-  private readonly abuseBurst: number;
-  private readonly abuseRate: number;
-  private abuseTokens: number;
-  private abuseCheckedAt = performance.now();
+  private readonly abuseBudget: TokenBucket;
   /** Why the header list being decoded is malformed, if it is. */
   private malformed: string | undefined;
   private regularFieldSeen = false;
 
   constructor(socket: Socket, options: H2ServerOptions) {
-    super(socket, options, { expectPreface: CLIENT_PREFACE, localSettings: [[Setting.MAX_CONCURRENT_STREAMS, options.maxConcurrentStreams]] });
+    const maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
+    super(socket, options, { expectPreface: CLIENT_PREFACE, localSettings: [[Setting.MAX_CONCURRENT_STREAMS, maxConcurrentStreams]] });
     this.peerName = options.peerName ?? 'the client';
-    this.maxConcurrentStreams = options.maxConcurrentStreams;
-    this.abuseBurst = options.abuseBurst ?? 1000;
-    this.abuseRate = options.abuseRatePerSecond ?? 200;
-    this.abuseTokens = this.abuseBurst;
+    this.maxConcurrentStreams = maxConcurrentStreams;
+    this.abuseBudget = new TokenBucket(options.abuseBurst ?? 1000, options.abuseRatePerSecond ?? 200);
     // Not setTimeout(ms, callback): that listens once, and a first timeout that finds a stream open
     // would leave the connection without an idle timeout for the rest of its life.
-    socket.setTimeout(options.idleTimeoutMs);
+    socket.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
     socket.on('timeout', () => {
-      if (this.streams.size === 0) this.close();
+      if (this.streams.size > 0 || this.closed) return;
+      this.refused('idle', 'connection');
+      this.close();
     });
   }
 
   protected lastProcessedStreamId(): number {
-    return this.lastPeerStreamId;
+    return this.lastAcceptedStreamId;
   }
 
   protected isIdle(streamId: number): boolean {
@@ -108,17 +119,30 @@ export class H2ServerSession extends H2Connection<H2ServerStream> {
       stream.onHeaders(headers, endStream, withinLimit, malformed);
       return;
     }
-    // Trailers for a stream we already reset or finished: nothing to do (HPACK is in step).
-    if (streamId <= this.lastPeerStreamId) return;
+    if (streamId <= this.lastPeerStreamId) {
+      // RFC 9113 §5.1, §5.1.1: HEADERS on a stream the peer closed is its error; a request on an
+      // ID below one it used already is too (IDs only grow). Trailers for a stream we reset or
+      // finished are frames in flight: nothing to do (HPACK is in step).
+      if (this.closedByPeerEarlier(streamId)) throw connectionError(ErrorCode.STREAM_CLOSED, `HEADERS on stream ${streamId} after ${this.peerName} closed it`);
+      for (const name in headers) {
+        if (name.charCodeAt(0) === 58 /* ':' */) throw connectionError(ErrorCode.PROTOCOL_ERROR, `a new stream ${streamId} below stream ${this.lastPeerStreamId}`);
+      }
+      return;
+    }
     this.lastPeerStreamId = streamId;
     // After our GOAWAY, new streams are ignored: the peer retries them elsewhere.
     if (this.closed) return;
-    if (this.streams.size >= this.maxConcurrentStreams) {
+    this.lastAcceptedStreamId = streamId;
+    // Streams whose answers still wait in a backlogged write queue count too: a peer that does not
+    // read may not have new streams answered into memory (issue 28, finding 2).
+    if (this.streams.size + this.lingering >= this.maxConcurrentStreams) {
+      this.refused('streams', 'stream');
       this.refuse(streamId, ErrorCode.REFUSED_STREAM);
       return;
     }
     if (!withinLimit) {
       // The request headers are over our limit: answer 431 so the peer sees why (RFC 6585 §5).
+      this.refused('header-size', 'stream');
       this.writeHeaders(streamId, this.encoder.encode([':status', '431', 'x-fedgate-reason', 'headers-too-large']), true);
       if (!endStream) this.write(rstStreamFrame(streamId, ErrorCode.NO_ERROR));
       return;
@@ -138,30 +162,26 @@ export class H2ServerSession extends H2Connection<H2ServerStream> {
   protected override onPeerReset(stream: H2ServerStream | undefined): void {
     // A stream reset before we answered it is the rapid-reset pattern: work started for nothing
     // (and an aborted HTTP/1.1 request costs the backend connection it was on).
-    if (stream && !stream.headersSent) this.spend('the peer resets streams faster than allowed (rapid reset)');
+    if (stream && !stream.headersSent) this.spend(`${this.peerName} resets streams faster than allowed (rapid reset)`, 'rst-flood');
   }
 
   /** A stream answered in full gives one unit of the abuse budget back: a busy, healthy peer may cancel more. */
   earn(): void {
-    if (this.abuseTokens < this.abuseBurst) this.abuseTokens += 1;
+    this.abuseBudget.give();
   }
 
   protected override onEmptyData(): void {
-    this.spend('the peer sends empty DATA frames faster than allowed');
+    this.spend(`${this.peerName} sends empty DATA frames faster than allowed`, 'empty-frames');
   }
 
   private refuse(streamId: number, code: number): void {
-    this.spend('the peer opens streams we refuse faster than allowed');
+    this.spend(`${this.peerName} opens streams we refuse faster than allowed`, 'streams');
     this.write(rstStreamFrame(streamId, code));
   }
 
   /** One unit of the abuse budget (token bucket); an empty budget ends the connection. */
-  private spend(reason: string): void {
-    const now = performance.now();
-    this.abuseTokens = Math.min(this.abuseBurst, this.abuseTokens + ((now - this.abuseCheckedAt) / 1000) * this.abuseRate);
-    this.abuseCheckedAt = now;
-    this.abuseTokens -= 1;
-    if (this.abuseTokens < 0) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, reason);
+  private spend(reason: string, kind: H2LimitKind): void {
+    if (!this.abuseBudget.take()) throw connectionError(ErrorCode.ENHANCE_YOUR_CALM, reason, kind);
   }
 }
 
@@ -222,7 +242,7 @@ export interface RespondOptions {
  * 'close' is emitted once the exchange is over on the wire (answered in full, or reset).
  */
 export class H2ServerStream extends H2Stream {
-  headersSent = false;
+  private responseStarted = false;
   private waitForTrailers = false;
   private finishBody: ((error?: Error | null) => void) | undefined;
   /** content-length of the request, -1 when absent. */
@@ -245,9 +265,14 @@ export class H2ServerStream extends H2Stream {
     this.tunnel = headers[':method'] === 'CONNECT';
   }
 
+  /** respond() was called: the response headers are sent (or queued to be). */
+  get headersSent(): boolean {
+    return this.responseStarted;
+  }
+
   respond(headers: OutgoingHttpHeaders, options?: RespondOptions): void {
-    if (this.headersSent) throw new Error('the response headers were already sent');
-    this.headersSent = true;
+    if (this.responseStarted) throw new Error('the response headers were already sent');
+    this.responseStarted = true;
     this.waitForTrailers = options?.waitForTrailers === true;
     const endStream = options?.endStream === true;
     this.session.sendHeaders(this, responseFields(headers), endStream);
@@ -273,7 +298,7 @@ export class H2ServerStream extends H2Stream {
       callback();
       return;
     }
-    if (this.waitForTrailers && !this.wireClosed) {
+    if (this.waitForTrailers && !this.leftWire) {
       this.finishBody = callback;
       this.emit('wantTrailers');
       return;
@@ -281,7 +306,7 @@ export class H2ServerStream extends H2Stream {
     this.session.sendData(this, EMPTY, true, callback);
   }
 
-  override settlePending(error?: Error | null): void {
+  protected override settlePending(error?: Error | null): void {
     super.settlePending(error);
     const finishBody = this.finishBody;
     this.finishBody = undefined;
@@ -297,25 +322,26 @@ export class H2ServerStream extends H2Stream {
     super.onSentEnd();
     // A complete response while the request body still comes: the peer may stop sending (RFC 9113
     // §8.1). A tunnel instead stays half-closed, as TCP does, until the peer ends its side too.
-    if (!this.remoteEnded && !this.tunnel) this.session.resetStream(this, ErrorCode.NO_ERROR);
+    if (!this.endReceived && !this.tunnel) this.session.resetStream(this, ErrorCode.NO_ERROR);
   }
 
-  override onWireClosed(): void {
-    if (this.sentEnd && this.rstCode === undefined) this.session.earn();
+  protected override onWireClosed(): void {
+    if (this.endSent && this.resetCode === undefined) this.session.earn();
     // The exchange is over on the wire: whoever reads the request body needs no more of it, and
     // 'close' tells the writer of the response that it is done.
     if (!this.destroyed) process.nextTick(() => this.destroy());
   }
 
   onHeaders(headers: IncomingHttpHeaders, endStream: boolean, withinLimit: boolean, malformed?: string): void {
-    if (this.remoteEnded) {
+    if (this.endReceived) {
       // The request is over (half-closed remote): another header block is a stream error
       // (RFC 9113 §5.1), not a second set of trailers after 'end'.
-      this.rstCode ??= ErrorCode.STREAM_CLOSED;
+      this.noteReset(ErrorCode.STREAM_CLOSED);
       this.session.resetStream(this, ErrorCode.STREAM_CLOSED);
-      this.onProtocolError('HEADERS after END_STREAM');
+      this.onProtocolError('HEADERS after END_STREAM', ErrorCode.STREAM_CLOSED);
       return;
     }
+    if (!withinLimit) this.session.refused('header-size', 'stream');
     let problem = !endStream ? 'trailers without END_STREAM' : !withinLimit ? 'trailers above the header list size limit' : malformed;
     if (!problem) for (const name in headers) if (name.charCodeAt(0) === 58) problem = `pseudo-header ${name} in trailers`;
     if (problem) {
@@ -328,12 +354,12 @@ export class H2ServerStream extends H2Stream {
   }
 
   refusesData(length: number): { code: number; message: string } | undefined {
-    if (this.remoteEnded) return { code: ErrorCode.STREAM_CLOSED, message: 'DATA after END_STREAM' };
+    if (this.endReceived) return { code: ErrorCode.STREAM_CLOSED, message: 'DATA after END_STREAM' };
     if (length > this.recvWindow) return { code: ErrorCode.FLOW_CONTROL_ERROR, message: 'the peer overran the stream window' };
     return undefined;
   }
 
-  override onBody(data: Buffer, counted: number, endStream: boolean): void {
+  protected override onBody(data: Buffer, counted: number, endStream: boolean): void {
     if (this.expectedLength >= 0) {
       this.receivedLength += data.length;
       if (this.receivedLength > this.expectedLength || (endStream && this.receivedLength !== this.expectedLength)) {

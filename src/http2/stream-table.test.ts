@@ -105,4 +105,14 @@ describe('StreamTable', () => {
     for (const id of table.values()) table.delete(id);
     expect(table.size).toBe(0);
   });
+
+  it('visits every entry in place with forEach, after growth and deletions', () => {
+    const table = new StreamTable<number>();
+    for (let id = 1; id < 2000; id += 2) table.set(id, id * 10);
+    for (let id = 1; id < 2000; id += 6) table.delete(id);
+    const seen: number[] = [];
+    table.forEach((value) => seen.push(value));
+    expect(seen.sort((a, b) => a - b)).toEqual(table.values().sort((a, b) => a - b));
+    expect(seen).toHaveLength(table.size);
+  });
 });

@@ -83,6 +83,17 @@ export class StreamTable<V> {
     return true;
   }
 
+  /**
+   * Visits every entry in place, without a snapshot: `visit` must not add or delete entries (collect
+   * what to change, then change it). For walks on a peer's say-so (a SETTINGS frame), where a
+   * snapshot per walk would be the peer's to multiply.
+   */
+  forEach(visit: (value: V) => void): void {
+    const ids = this.ids;
+    const entries = this.entries;
+    for (let slot = 0; slot < ids.length; slot++) if (ids[slot] !== 0) visit(entries[slot] as V);
+  }
+
   /** A snapshot: callers may delete while they walk it. */
   values(): V[] {
     const out: V[] = [];
