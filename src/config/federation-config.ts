@@ -1,6 +1,6 @@
 import { formatDuration } from '../core/duration.js';
 import { trustDomainProblem } from '../model/spiffe-id.js';
-import { address, arrayOf, dnsLabel, duration, either, int, literal, num, object, optional, recordOf, refine, section, str, transform, type Infer, type Shape } from './shape.js';
+import { address, arrayOf, dnsLabel, duration, either, enumOf, int, literal, num, object, optional, recordOf, refine, section, str, transform, type Infer, type Shape } from './shape.js';
 
 export const API_VERSION = 'fedgate.io/v1alpha1';
 
@@ -15,8 +15,18 @@ export const metadataShape = object({
   labels: optional(recordOf(str()), {}),
 });
 
+/** How gateways normalize request paths before routing and authorization (src/policy/path-normalization.ts). */
+export const PATH_NORMALIZATIONS = ['none', 'base', 'merge-slashes', 'decode-and-merge-slashes'] as const;
+export type PathNormalization = (typeof PATH_NORMALIZATIONS)[number];
+
 /** Data-plane defaults every gateway uses unless a policy says otherwise. */
 export const gatewayDefaultsShape = section({
+  /**
+   * Request paths are normalized before routing and authorization, and forwarded normalized, the
+   * same in every cluster: `none`, `base` (RFC 3986 dot-segments and percent-encodings),
+   * `merge-slashes` (also `//` → `/`), `decode-and-merge-slashes` (also refuses %2F and %5C).
+   */
+  pathNormalization: optional(enumOf(PATH_NORMALIZATIONS), 'decode-and-merge-slashes'),
   /** Active health checks of remote gateways over the pooled HTTP/2 connection. */
   healthCheck: section({
     interval: optional(duration({ min: 50 }), 500),

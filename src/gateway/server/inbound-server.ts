@@ -4,6 +4,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
+import { normalizePath } from '../../policy/path-normalization.js';
 import type { SpiffeId } from '../../model/spiffe-id.js';
 import { bindListener } from '../../pki/rotation.js';
 import { MTLS_SERVER_OPTIONS, serverSecureContext } from '../../pki/tls-options.js';
@@ -168,14 +169,26 @@ export class InboundServer {
       return;
     }
     const method = String(headers[':method'] ?? 'GET');
+    const view = this.plane.view();
+    // Peers send normalized paths; normalized again here, so no rule of this cluster depends on a
+    // peer having done it.
+    let path = '';
+    if (method !== 'CONNECT') {
+      const normalized = normalizePath(String(headers[':path'] ?? '/'), view.defaults.pathNormalization);
+      if (!normalized.ok) {
+        writeHttp2(stream, failure('bad-request', normalized.reason), grpc, done);
+        return;
+      }
+      path = normalized.path;
+    }
     const inbound: InboundStream = {
-      view: this.plane.view(),
+      view,
       peer,
       stream,
       headers,
       endStream,
       method,
-      path: method === 'CONNECT' ? '' : String(headers[':path'] ?? '/'),
+      path,
       grpc,
       service: { namespace: address.namespace, name: address.name, port: address.port, key: address.key },
     };

@@ -4,6 +4,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
+import { normalizePath } from '../../policy/path-normalization.js';
 import { AuthorityMemo } from './authority-memo.js';
 import { writeHttp1, writeHttp2, type Completion } from './client-writer.js';
 import { CLIENT_PREFACE, H2ServerSession, type H2ServerStream } from '../../http2/index.js';
@@ -16,6 +17,15 @@ import type { ControlView } from '../view/control-view.js';
 import type { GatewayMetrics } from '../request/request-metrics.js';
 import type { RoutingTable } from '../routing/routing-table.js';
 
+
+function hostCount(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') count += 1;
+  }
+  return count;
+}
 
 export interface OutboundOptions {
   listen: string;
@@ -125,6 +135,13 @@ export class OutboundServer {
 
   private onHttp1(req: IncomingMessage, res: ServerResponse): void {
     const headers = req.headers;
+    // RFC 9112 §3.2: more than one Host is a 400; node:http would keep the first, and the gateway
+    // rewrites Host upstream, so the conflict would be invisible to every later hop.
+    if (hostCount(req.rawHeaders) > 1) {
+      req.resume();
+      writeHttp1(res, failure('bad-request', 'more than one Host header'), () => undefined);
+      return;
+    }
     const hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     if (!hasBody) req.resume();
     const state = this.handle(req.method ?? 'GET', req.url ?? '/', headers.host ?? '', headers, hasBody ? req : null, req.socket.remoteAddress, (outcome, done) => writeHttp1(res, outcome, done));
@@ -190,10 +207,16 @@ export class OutboundServer {
       write({ kind: 'failure', failure: route }, (c) => record(key, c));
       return undefined;
     }
+    // Routing rules and authorization see the path the upstream will get: normalized once, here.
+    const normalized = normalizePath(path, view.defaults.pathNormalization);
+    if (!normalized.ok) {
+      write(failure('bad-request', normalized.reason), (c) => record(key, c));
+      return undefined;
+    }
     const request: Request = {
       direction: 'outbound',
       method,
-      path,
+      path: normalized.path,
       authority: route.authority,
       service: { namespace: route.namespace, name: route.name, port: route.port.port, key },
       headers: forwardableHeaders(rawHeaders),
