@@ -132,6 +132,8 @@ export async function runLabDemo(options: { dir?: string; keep: boolean; drillMs
       await untilSignal();
     }
   } catch (error) {
+    // Stopped by a signal: the failure is the processes going away under the demo, not news.
+    if (stopping) throw new ExitWith(130);
     io.err(`demo failed: ${errorMessage(error)}`);
     if (federation) io.err(`logs: ${federation.logDir}`);
     throw new ExitWith(1);

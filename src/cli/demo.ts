@@ -7,9 +7,11 @@ import { loadClusterFile } from '../config/load.js';
 import { DemoFederation, type LocalProcess } from '../demo/local-federation.js';
 import { startExportBackends } from '../demo/sample-backends.js';
 import { runDrill, writeReport, type DrillInjector } from '../drill/drill-runner.js';
+import { restoredCheck } from '../drill/federation-preflight.js';
 import { gatewayHealthWatch } from '../drill/health-watch.js';
+import { runPreflight } from '../drill/preflight.js';
 import { summaryLines } from '../drill/render.js';
-import type { DrillPlan } from '../drill/report.js';
+import { withPostflight, type DrillPlan } from '../drill/report.js';
 import { connectAdmin, readAdminCredentials, type AdminConnection } from './controller-api.js';
 import { DrillRecorder, drainInjector, drillOutcome } from './drill.js';
 import { ExitWith, UsageError } from './cli-error.js';
@@ -145,10 +147,12 @@ export function registerDemoCommand(program: Command, io: CliIo): void {
           const recorder = new DrillRecorder(connection, drill.plan, io.err);
           await recorder.start();
           const fromAdmin = federation.cluster(drill.plan.from).spec.gateway.admin;
-          const report = await runDrill(drill.plan, { kind: drill.protocol, address: outbound, authority: drill.authority }, drill.injector, {
+          const measured = await runDrill(drill.plan, { kind: drill.protocol, address: outbound, authority: drill.authority }, drill.injector, {
             progress: (line) => io.out(`    ${line}`),
             ...(drill.plan.mode !== 'drain' ? { detection: gatewayHealthWatch(fromAdmin, drill.plan.fail) } : {}),
           });
+          const postflight = await runPreflight([restoredCheck(() => connection.call.status({}), drill.plan.fail)]);
+          const report = withPostflight(measured, postflight.results);
           await recorder.finish(report, drillOutcome(report.verdict));
           const files = writeReport(report, join(workDir, 'drills', `${drill.plan.mode}-${drill.plan.serviceKey.replace('/', '-')}`));
           for (const line of summaryLines(report)) io.out(line);

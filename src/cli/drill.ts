@@ -10,13 +10,13 @@ import { parseDuration } from '../core/duration.js';
 import { errorMessage } from '../core/errors.js';
 import { SERVER_NODE_FLAGS } from '../core/node-flags.js';
 import { DrillAborted, runDrill, writeReport, type DrillInjector } from '../drill/drill-runner.js';
-import { federationPreflight } from '../drill/federation-preflight.js';
+import { federationPreflight, restoredCheck } from '../drill/federation-preflight.js';
 import { gatewayHealthWatch } from '../drill/health-watch.js';
 import type { LoadTarget } from '../drill/load-generator.js';
 import { partitionInjector, partitionPreflight, type PartitionTarget } from '../drill/partition.js';
 import { PreflightFailure, runPreflight, type PreflightCheck, type PreflightResult } from '../drill/preflight.js';
 import { summaryLines } from '../drill/render.js';
-import { DRILL_MODES, type DrillMode, type DrillPlan, type DrillReport, type PartitionDirection } from '../drill/report.js';
+import { DRILL_MODES, withPostflight, type DrillMode, type DrillPlan, type DrillReport, type PartitionDirection } from '../drill/report.js';
 import { DEFAULT_MAX_FAILBACK_SECONDS, PREFLIGHT_EXIT_CODE, VERDICT_EXIT_CODES, type DrillVerdict } from '../drill/verdict.js';
 import type { DrillEvent, StatusResponse } from '../proto/gen/fedgate.js';
 import { openAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
@@ -358,6 +358,10 @@ export function registerDrillCommand(program: Command, io: CliIo): void {
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+      }
+      if (report.verdict !== 'ABORTED') {
+        const postflight = await runPreflight([restoredCheck(() => admin.call.status({}), plan.fail)], (r) => progress(`post-flight ${r.ok ? 'ok' : 'FAILED'}  ${r.check}: ${r.detail}`));
+        report = withPostflight(report, postflight.results);
       }
       await recorder.finish(report, drillOutcome(report.verdict));
       const stamp = report.startedAt.replace(/[:.]/g, '-');

@@ -123,3 +123,38 @@ export function federationPreflight(input: FederationPreflightInput): PreflightC
       : []),
   ];
 }
+
+/**
+ * After the drill: the restored cluster is back in the federation's status — active, its gateway
+ * connected, every connected instance on the latest catalog and policy revisions. Status lags the
+ * traffic by a Sync round trip, so this waits up to `waitMs` for it.
+ */
+export function restoredCheck(status: () => Promise<StatusResponse>, cluster: string, waitMs = 10_000): PreflightCheck {
+  return {
+    check: `cluster ${cluster} after the restore`,
+    run: async () => {
+      const deadline = Date.now() + waitMs;
+      let problem = '';
+      for (;;) {
+        try {
+          const current = await status();
+          const found = current.clusters.find((c) => c.info?.name === cluster);
+          const problems: string[] = [];
+          if (!found?.info) problems.push('not a member any more');
+          else {
+            if (found.info.state !== 'active') problems.push(`${found.info.state}${found.info.stateReason ? ` (${found.info.stateReason})` : ''}`);
+            if (!found.connected) problems.push('gateway not connected');
+            if (found.appliedRevision < current.revision) problems.push(`catalog ${current.revision - found.appliedRevision} revisions behind`);
+            if (found.appliedPolicyRevision < current.policyRevision) problems.push(`policies ${current.policyRevision - found.appliedPolicyRevision} revisions behind`);
+          }
+          if (problems.length === 0) return `active, gateway connected, catalog ${current.revision} and policies ${current.policyRevision} applied`;
+          problem = problems.join(', ');
+        } catch (error) {
+          problem = `no status from the controller: ${errorMessage(error)}`;
+        }
+        if (Date.now() > deadline) throw new PreflightFailure(`${waitMs / 1000}s after the drill, status shows ${cluster}: ${problem}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    },
+  };
+}

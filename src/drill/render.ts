@@ -61,9 +61,10 @@ export function renderMarkdown(report: DrillReport): string {
     '',
   ];
   if (plan.failure.rules) lines.push('Rules (nft):', '', '```', plan.failure.rules.trimEnd(), '```', '');
-  if (report.preflight.length > 0) {
-    lines.push('## Pre-flight', '', '| Check | Result |', '|---|---|');
-    for (const p of report.preflight) lines.push(`| ${p.check} | ${p.ok ? 'ok' : '**failed**'}: ${p.detail.replace(/\|/g, '\\|')} |`);
+  for (const [title, checks] of [['Pre-flight', report.preflight], ['Post-flight', report.postflight]] as const) {
+    if (checks.length === 0) continue;
+    lines.push(`## ${title}`, '', '| Check | Result |', '|---|---|');
+    for (const p of checks) lines.push(`| ${p.check} | ${p.ok ? 'ok' : '**failed**'}: ${p.detail.replace(/\|/g, '\\|')} |`);
     lines.push('');
   }
   lines.push(

@@ -4,7 +4,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { Sample } from './load-generator.js';
 import { renderMarkdown, renderSvg, summaryLines } from './render.js';
-import { buildReport, type DrillPlan } from './report.js';
+import { buildReport, withPostflight, type DrillPlan } from './report.js';
 
 const schema = JSON.parse(readFileSync(join(process.cwd(), 'docs', 'drill-report.schema.json'), 'utf8')) as object;
 const validate = new Ajv2020({ strict: true, allErrors: true, validateFormats: false }).compile(schema);
@@ -112,6 +112,20 @@ describe('drill report', () => {
     expect(report.reason).toBe('drill aborted: interrupted (SIGINT or SIGTERM)');
     expect(report.objectives.missed).toEqual([]);
     expect(validate(report)).toBe(true);
+  });
+
+  it('is FAILED when the federation status is not whole again after the drill, even though traffic came back', () => {
+    const clean = buildReport(plan, samples((at) => (at < 1000 ? 'us-east' : at < 3050 ? 'us-west' : 'us-east')), marks, times);
+    expect(clean.verdict).toBe('PASSED');
+    const ok = withPostflight(clean, [{ check: 'cluster us-east after the restore', ok: true, detail: 'active, gateway connected' }]);
+    expect(ok.verdict).toBe('PASSED');
+    expect(ok.postflight).toHaveLength(1);
+    const behind = withPostflight(clean, [{ check: 'cluster us-east after the restore', ok: false, detail: '10s after the drill, status shows us-east: catalog 2 revisions behind' }]);
+    expect(behind.verdict).toBe('FAILED');
+    expect(behind.reason).toBe('cluster us-east after the restore: 10s after the drill, status shows us-east: catalog 2 revisions behind');
+    expect(behind.objectives).toMatchObject({ passed: false, missed: [behind.reason] });
+    expect(validate(behind)).toBe(true);
+    expect(renderMarkdown(behind)).toContain('| cluster us-east after the restore | **failed**: 10s after the drill, status shows us-east: catalog 2 revisions behind |');
   });
 
   it('the schema refuses a report that is not one', () => {

@@ -99,6 +99,8 @@ export interface DrillReport {
   reason: string;
   /** The checks made before any traffic was sent. */
   preflight: PreflightResult[];
+  /** The checks made after the load: the federation is whole again as its status reports it. */
+  postflight: PreflightResult[];
   marks: DrillMarks;
   phases: { baseline: PhaseSummary; failure: PhaseSummary; recovery: PhaseSummary };
   failover: {
@@ -268,6 +270,7 @@ export function buildReport(plan: DrillPlan, samples: readonly Sample[], marks: 
     verdict,
     reason,
     preflight: context.preflight ?? [],
+    postflight: [],
     marks: {
       injectAt: round(marks.injectAt),
       injectedAt: round(marks.injectedAt),
@@ -289,5 +292,23 @@ export function buildReport(plan: DrillPlan, samples: readonly Sample[], marks: 
     timeline: { binMs, bins },
     objectives: { ...objectives, passed: verdict === 'PASSED', missed },
     warnings,
+  };
+}
+
+/**
+ * Adds the checks made after the load. A drill whose traffic came back but whose federation status
+ * is not whole again (the restored cluster not active, its gateway not connected, behind on the
+ * catalog or the policies) is not PASSED: an operator would read that status, not the traffic.
+ */
+export function withPostflight(report: DrillReport, results: readonly PreflightResult[]): DrillReport {
+  const failed = results.filter((r) => !r.ok).map((r) => `${r.check}: ${r.detail}`);
+  if (failed.length === 0 || report.verdict === 'INCONCLUSIVE' || report.verdict === 'ABORTED') return { ...report, postflight: [...results] };
+  const missed = [...report.objectives.missed, ...failed];
+  return {
+    ...report,
+    postflight: [...results],
+    verdict: 'FAILED',
+    reason: report.verdict === 'PASSED' ? (failed.length === 1 ? (failed[0] as string) : `${failed[0]} (and ${failed.length - 1} more)`) : report.reason,
+    objectives: { ...report.objectives, passed: false, missed },
   };
 }

@@ -93,6 +93,8 @@ describe('failover drills', () => {
     // The pre-flight ran before any traffic, and its checks are in the report.
     expect(report.preflight.map((p) => p.check)).toEqual(['controller', 'cluster edge', 'cluster east', 'service', 'target', 'edge gateway health', ...(mode === 'kill' ? ['gateway process'] : []), 'drill lock']);
     expect(report.preflight.every((p) => p.ok)).toBe(true);
+    // After the load, the restored cluster was checked in the federation's status.
+    expect(report.postflight.map((p) => p.check)).toEqual(['cluster east after the restore']);
     return { ...result, report, dir };
   }
 
@@ -105,6 +107,7 @@ describe('failover drills', () => {
     expect({ code, stdout }).toEqual({ code: 0, stdout: expect.stringContaining('PASSED') });
     expect(report.verdict).toBe('PASSED');
     expect(stdout).toContain(`  reason: ${report.reason}`);
+    expect(report.postflight[0]).toMatchObject({ ok: true, detail: expect.stringMatching(/^active, gateway connected, catalog \d+ and policies \d+ applied$/) });
     expect(report.failover.baselineShareOfFailing).toBeGreaterThan(0.2);
     expect(report.errors.total).toBe(0);
     expect(report.failover.fullFailoverMs).not.toBeNull();
