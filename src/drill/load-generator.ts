@@ -179,7 +179,14 @@ function grpcCause(code: number, details: string, address: string): string {
   const connect = /connect (E[A-Z]+) ([^\s()]+)/.exec(details);
   if (connect) return `connect ${connect[1]} ${connect[2]}`;
   if (code === grpcForEcho.status.DEADLINE_EXCEEDED) return `timeout: no answer from ${address} (grpc DEADLINE_EXCEEDED)`;
-  const detail = details.replace(/\(.*?\)/g, '').replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '').replace(/\s+/g, ' ').trim();
+  // grpc-message is percent-encoded on the wire (gRPC HTTP/2 spec); not every path decodes it.
+  let decoded = details;
+  try {
+    decoded = decodeURIComponent(details);
+  } catch {
+    // not percent-encoded after all
+  }
+  const detail = decoded.replace(/\(.*?\)/g, '').replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '').replace(/\s+/g, ' ').trim();
   return detail ? `grpc ${name} ${detail}` : `grpc ${name}`;
 }
 

@@ -75,7 +75,7 @@ export function renderMarkdown(report: DrillReport): string {
     '| | |',
     '|---|---|',
     `| ${plan.fail}'s share of baseline traffic | ${(failover.baselineShareOfFailing * 100).toFixed(1)}% |`,
-    `| ${plan.from}'s health checks marked ${plan.fail} down | ${failover.detectionMs === null ? 'not observed' : `${ms(failover.detectionMs)} after the failure`} |`,
+    `| ${plan.from}'s health checks marked ${plan.fail} down | ${failover.detectionMs !== null ? `${ms(failover.detectionMs)} after the failure` : plan.mode === 'drain' ? 'not watched (a drain is announced, not detected)' : 'not observed'} |`,
     `| First success from another cluster | ${ms(failover.firstSuccessElsewhereMs)} after the failure |`,
     `| 100% failed over | ${ms(failover.fullFailoverMs)} after the failure |`,
     `| Slowest success during the failure | ${latency(phases.failure.maxMs)} |`,
