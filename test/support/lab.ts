@@ -188,7 +188,7 @@ export async function partitionDrill(lab: TestLab, direction: PartitionDirection
   if (!validateReport(report)) throw new Error(`report does not match docs/drill-report.schema.json: ${JSON.stringify(validateReport.errors)}`);
   const f = report.failover;
   const figures =
-    `${direction.padEnd(4)} ${protocol.padEnd(4)}: ${report.verdict}; detection ${f.detectionMs ?? 'never'} ms, first success elsewhere ${f.firstSuccessElsewhereMs ?? 'never'} ms, 100% failed over ${f.fullFailoverMs ?? 'never'} ms (±${f.resolutionMs} ms); ` +
+    `${direction.padEnd(4)} ${protocol.padEnd(4)}: ${report.verdict} (${report.reason}); detection ${f.detectionMs ?? 'never'} ms, first success elsewhere ${f.firstSuccessElsewhereMs ?? 'never'} ms, 100% failed over ${f.fullFailoverMs ?? 'never'} ms (±${f.resolutionMs} ms); ` +
     `failure window p50 ${report.phases.failure.p50Ms} ms, p99 ${report.phases.failure.p99Ms} ms, slowest ${report.phases.failure.maxMs} ms; errors ${report.errors.total} of ${report.phases.baseline.requests + report.phases.failure.requests + report.phases.recovery.requests}` +
     `${report.errors.total > 0 ? ` (${Object.entries(report.errors.byReason).map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}; failback ${report.failback.firstSuccessFromRestoredMs ?? 'never'} ms; baseline p99 ${report.phases.baseline.p99Ms} ms`;
   if (readPartitionTable(east.host.netns)) throw new Error(`the drill left its rules in ${east.host.netns}`);
