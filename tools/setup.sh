@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for fedgate: the Debian packages the tests start (redis-server,
 # docker-compose for validating docker-compose.yml, prometheus for promtool and a Prometheus that
-# evaluates the alert rules, zsh for running the zsh completion script), then the pinned npm
-# packages and a build.
+# evaluates the alert rules, zsh for running the zsh completion script, iproute2 and nftables for
+# the network-namespace lab of partition drills), then the pinned npm packages and a build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+# `ip netns` and veth pairs build the lab; nft drops a partitioned cluster's packets inside its namespace.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""

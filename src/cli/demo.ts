@@ -3,13 +3,19 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { errorMessage } from '../core/errors.js';
+import { loadClusterFile } from '../config/load.js';
 import { DemoFederation, type LocalProcess } from '../demo/local-federation.js';
+import { startExportBackends } from '../demo/sample-backends.js';
 import { runDrill, writeReport, type DrillInjector } from '../drill/drill-runner.js';
+import { restoredCheck } from '../drill/federation-preflight.js';
+import { gatewayHealthWatch } from '../drill/health-watch.js';
+import { runPreflight } from '../drill/preflight.js';
 import { summaryLines } from '../drill/render.js';
-import type { DrillPlan } from '../drill/report.js';
+import { withPostflight, type DrillPlan } from '../drill/report.js';
 import { connectAdmin, readAdminCredentials, type AdminConnection } from './controller-api.js';
-import { drainInjector, recordDrill } from './drill.js';
-import { ExitWith } from './cli-error.js';
+import { DrillRecorder, drainInjector, drillOutcome } from './drill.js';
+import { ExitWith, UsageError } from './cli-error.js';
+import { labUnavailable, runLabDemo } from './demo-lab.js';
 import type { CliIo } from './io.js';
 import { validateFiles } from './policy.js';
 import { untilSignal } from './signals.js';
@@ -18,6 +24,7 @@ import { renderStatus, statusView } from './status.js';
 interface DemoOptions {
   dir?: string;
   keep?: boolean;
+  lab?: boolean;
   drillSeconds: string;
   rps: string;
 }
@@ -44,21 +51,56 @@ function demoKillInjector(federation: DemoFederation, cluster: string): DrillInj
   };
 }
 
+/** Applies the example policies through the controller and waits until every gateway holds them and the catalog. */
+export async function applyExamplePolicies(connection: AdminConnection, policiesDir: string, io: CliIo, elapsed: () => string): Promise<void> {
+  const { read, result, errors } = validateFiles([policiesDir]);
+  if (errors.length > 0) throw new Error(`the example policies do not validate: ${errors.map((e) => e.message).join('; ')}`);
+  const applied = await connection.call.putPolicies({
+    policies: read.inputs.map((input) => ({ key: '', kind: '', namespace: '', name: '', json: JSON.stringify(input.document), revision: 0 })),
+    sources: read.origins,
+  });
+  io.out(`[${elapsed()}] example policies applied: ${read.inputs.length} documents, policy revision ${applied.revision}${result.warnings.length > 0 ? ` (${result.warnings.length} warnings)` : ''}`);
+  await eventually(async () => {
+    const status = await connection.call.status({});
+    const view = statusView(status);
+    const everywhere = (service: string, count: number): boolean => view.services.find((s) => s.service === service)?.clusters.length === count;
+    return view.clusters.every((c) => c.connected && c.policies.behind === 0 && c.catalog.behind === 0) && everywhere('default/payments', 2) && everywhere('default/greeter', 2);
+  }, 'every gateway to hold the catalog and the policies');
+  io.out(`[${elapsed()}] federation converged:`);
+  io.out('');
+  for (const line of renderStatus(statusView(await connection.call.status({})))) io.out(`  ${line}`);
+  io.out('');
+}
+
+/** The next drill starts from a converged federation again. */
+export async function waitActive(connection: AdminConnection): Promise<void> {
+  await eventually(async () => statusView(await connection.call.status({})).clusters.every((c) => c.connected && c.state === 'active'), 'every cluster active and connected after the drill');
+}
+
 export function registerDemoCommand(program: Command, io: CliIo): void {
-  program
+  const demo = program
     .command('demo')
-    .description('start a local federation (controller, gateways us-east, us-west, eu-west, sample services, example policies), run a drain and a kill drill, print the reports')
+    .description('start a local federation (controller, gateways us-east, us-west, eu-west, sample services, example policies), run a drain and a kill drill (--lab: a drain and a partition drill, each cluster on its own network namespace), print the reports')
     .option('--dir <dir>', 'work directory for config, certificates, state, logs and reports (default: a new temp directory)')
     .option('--keep', 'leave the federation running after the drills (Ctrl-C stops it)')
+    .option('--lab', 'run every cluster, the controller and Redis on its own network namespace with its own address, and partition one cluster by dropping its packets (needs root; without it, the loopback demo runs)')
     .option('--drill-seconds <n>', 'length of each drill', '8')
     .option('--rps <n>', 'drill request rate', '100')
     .action(async (options: DemoOptions) => {
       const started = Date.now();
       const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)}s`;
-      const workDir = resolve(options.dir ?? mkdtempSync(join(tmpdir(), 'fedgate-demo-')));
       const drillMs = Math.round(Number(options.drillSeconds) * 1000);
       const rps = Number(options.rps);
-      if (!Number.isFinite(drillMs) || drillMs < 2000 || !Number.isFinite(rps) || rps < 1 || rps > 2000) throw new Error('--drill-seconds must be at least 2 and --rps between 1 and 2000');
+      if (!Number.isFinite(drillMs) || drillMs < 2000 || !Number.isFinite(rps) || rps < 1 || rps > 2000) throw new UsageError('--drill-seconds must be at least 2 and --rps between 1 and 2000');
+      if (options.lab) {
+        const unavailable = labUnavailable();
+        if (unavailable === undefined) {
+          await runLabDemo({ dir: options.dir, keep: options.keep === true, drillMs, rps }, io, elapsed);
+          return;
+        }
+        io.err(`fedgate demo --lab: ${unavailable}; running the loopback demo instead`);
+      }
+      const workDir = resolve(options.dir ?? mkdtempSync(join(tmpdir(), 'fedgate-demo-')));
       const federation = new DemoFederation(workDir);
       const storeUrl = process.env.REDIS_URL ?? '';
       // REDIS_URL reaches the controller through its environment (federation.yaml leaves the store URL empty).
@@ -81,52 +123,43 @@ export function registerDemoCommand(program: Command, io: CliIo): void {
         await Promise.all(federation.clusters.map((c) => federation.startGateway(c.metadata.name, env)));
         io.out(`[${elapsed()}] gateways joined with one-time tokens: ${federation.clusters.map((c) => `${c.metadata.name} (outbound ${c.spec.gateway.outbound})`).join(', ')}`);
 
-        const { read, result, errors } = validateFiles([join(federation.configDir, 'policies')]);
-        if (errors.length > 0) throw new Error(`the example policies do not validate: ${errors.map((e) => e.message).join('; ')}`);
-        const applied = await connection.call.putPolicies({
-          policies: read.inputs.map((input) => ({ key: '', kind: '', namespace: '', name: '', json: JSON.stringify(input.document), revision: 0 })),
-          sources: read.origins,
-        });
-        io.out(`[${elapsed()}] example policies applied: ${read.inputs.length} documents, policy revision ${applied.revision}${result.warnings.length > 0 ? ` (${result.warnings.length} warnings)` : ''}`);
-        await eventually(async () => {
-          const status = await connection.call.status({});
-          const view = statusView(status);
-          const everywhere = (service: string, count: number): boolean => view.services.find((s) => s.service === service)?.clusters.length === count;
-          return view.clusters.every((c) => c.connected && c.policies.behind === 0 && c.catalog.behind === 0) && everywhere('default/payments', 2) && everywhere('default/greeter', 2);
-        }, 'every gateway to hold the catalog and the policies');
-        io.out(`[${elapsed()}] federation converged:`);
-        io.out('');
-        for (const line of renderStatus(statusView(await connection.call.status({})))) io.out(`  ${line}`);
-        io.out('');
-
+        await applyExamplePolicies(connection, join(federation.configDir, 'policies'), io, elapsed);
+        const drain = drainInjector(connection, 'us-east');
+        const kill = demoKillInjector(federation, 'us-east');
         const drills: Array<{ plan: DrillPlan; authority: string; protocol: 'http' | 'grpc'; injector: DrillInjector }> = [
           {
-            plan: { service: 'greeter.default', serviceKey: 'default/greeter', protocol: 'grpc', from: 'us-west', fail: 'us-east', mode: 'drain', rps, durationMs: drillMs, objectives: { maxErrors: 0 } },
+            plan: { service: 'greeter.default', serviceKey: 'default/greeter', protocol: 'grpc', from: 'us-west', fail: 'us-east', mode: 'drain', rps, durationMs: drillMs, objectives: { maxErrors: 0 }, failure: { description: drain.description } },
             authority: 'greeter.default.svc.clusterset.local',
             protocol: 'grpc',
-            injector: drainInjector(connection, 'us-east'),
+            injector: drain,
           },
           {
-            plan: { service: 'payments.default', serviceKey: 'default/payments', protocol: 'http', from: 'eu-west', fail: 'us-east', mode: 'kill', rps, durationMs: drillMs, objectives: { maxFailoverSeconds: 1 } },
+            plan: { service: 'payments.default', serviceKey: 'default/payments', protocol: 'http', from: 'eu-west', fail: 'us-east', mode: 'kill', rps, durationMs: drillMs, objectives: { maxFailoverSeconds: 1 }, failure: { description: kill.description } },
             authority: 'payments.default.svc.clusterset.local',
             protocol: 'http',
-            injector: demoKillInjector(federation, 'us-east'),
+            injector: kill,
           },
         ];
         const reports: string[] = [];
         for (const drill of drills) {
           const outbound = federation.cluster(drill.plan.from).spec.gateway.outbound;
           io.out(`[${elapsed()}] drill: ${drill.plan.mode} ${drill.plan.fail} while ${drill.plan.from} calls ${drill.plan.service} (${drill.protocol}, ${rps} rps, ${drillMs / 1000}s)`);
-          await recordDrill(connection, drill.plan, undefined, undefined, io.err);
-          const report = await runDrill(drill.plan, { kind: drill.protocol, address: outbound, authority: drill.authority }, drill.injector, { progress: (line) => io.out(`    ${line}`) });
-          await recordDrill(connection, drill.plan, report, report.objectives.passed ? 'passed' : 'failed', io.err);
+          const recorder = new DrillRecorder(connection, drill.plan, io.err);
+          await recorder.start();
+          const fromAdmin = federation.cluster(drill.plan.from).spec.gateway.admin;
+          const measured = await runDrill(drill.plan, { kind: drill.protocol, address: outbound, authority: drill.authority }, drill.injector, {
+            progress: (line) => io.out(`    ${line}`),
+            ...(drill.plan.mode !== 'drain' ? { detection: gatewayHealthWatch(fromAdmin, drill.plan.fail) } : {}),
+          });
+          const postflight = await runPreflight([restoredCheck(() => connection.call.status({}), drill.plan.fail)]);
+          const report = withPostflight(measured, postflight.results);
+          await recorder.finish(report, drillOutcome(report.verdict));
           const files = writeReport(report, join(workDir, 'drills', `${drill.plan.mode}-${drill.plan.serviceKey.replace('/', '-')}`));
           for (const line of summaryLines(report)) io.out(line);
           io.out(`  report: ${files.markdown}`);
           reports.push(files.markdown);
           io.out('');
-          // The next drill starts from a converged federation again.
-          await eventually(async () => statusView(await connection.call.status({})).clusters.every((c) => c.connected && c.state === 'active'), 'every cluster active and connected after the drill');
+          await waitActive(connection);
         }
         io.out(`[${elapsed()}] done. Reports: ${reports.join(', ')}`);
         io.out(`  JSON and SVG timelines are next to them; logs in ${federation.logDir}`);
@@ -147,5 +180,16 @@ export function registerDemoCommand(program: Command, io: CliIo): void {
         admin?.close();
         await federation.stop();
       }
+    });
+
+  demo
+    .command('backends')
+    .description("serve the sample services of a cluster file's exports on 127.0.0.1:<targetPort> until Ctrl-C (what the demo runs inside each lab cluster)")
+    .requiredOption('--config <file>', 'the cluster file')
+    .action(async (options: { config: string }) => {
+      const backends = await startExportBackends(loadClusterFile(options.config));
+      io.out(`backends ready: ${backends.map((b) => `${b.service} (${b.protocol}) on ${b.address}`).join(', ') || 'none'}`);
+      await untilSignal();
+      await Promise.all(backends.map((b) => b.close()));
     });
 }

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +8,7 @@ import { SERVER_NODE_FLAGS } from '../core/node-flags.js';
 import { loadClusterFile, loadFederationFile } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
-import { startEchoServer } from '../proto/echo-service.js';
+import { startExportBackends, type ExportBackend } from './sample-backends.js';
 
 /** The example federation shipped with fedgate (federation-config/ at the package root). */
 export function embeddedFederationConfig(): string {
@@ -95,13 +94,7 @@ function hostPort(address: string): { host: string; port: number } {
   return { host: address.slice(0, index).replace(/^\[|\]$/g, ''), port: Number(address.slice(index + 1)) };
 }
 
-export interface DemoBackend {
-  cluster: string;
-  service: string;
-  protocol: string;
-  address: string;
-  close(): Promise<void>;
-}
+export type DemoBackend = ExportBackend;
 
 /**
  * A copy of the example federation in a work directory, with its processes: the controller and a
@@ -161,28 +154,7 @@ export class DemoFederation {
 
   /** One sample backend per exported port: HTTP answers JSON naming its cluster, gRPC is fedgate.test.Echo. */
   async startBackends(): Promise<void> {
-    for (const cluster of this.clusters) {
-      for (const e of cluster.spec.exports) {
-        for (const port of e.ports) {
-          const address = `127.0.0.1:${port.targetPort}`;
-          const name = cluster.metadata.name;
-          if (port.protocol === 'grpc') {
-            const server = await startEchoServer(name, address);
-            this.backends.push({ cluster: name, service: `${e.namespace}/${e.service}`, protocol: 'grpc', address, close: () => server.close() });
-          } else {
-            const server: Server = createHttpServer((request, response) => {
-              response.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
-              response.end(`${JSON.stringify({ service: e.service, namespace: e.namespace, cluster: name, path: request.url })}\n`);
-            });
-            await new Promise<void>((done, fail) => {
-              server.once('error', fail);
-              server.listen(port.targetPort, '127.0.0.1', () => done());
-            });
-            this.backends.push({ cluster: name, service: `${e.namespace}/${e.service}`, protocol: port.protocol, address, close: () => new Promise<void>((done) => server.close(() => done())) });
-          }
-        }
-      }
-    }
+    for (const cluster of this.clusters) this.backends.push(...(await startExportBackends(cluster)));
   }
 
   async startController(env: NodeJS.ProcessEnv): Promise<void> {

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createH2cServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import type { ClusterConfig } from '../config/cluster-config.js';
+import { startEchoServer } from '../proto/echo-service.js';
 
 /**
  * Sample HTTP service: answers every request with who served it, what it received (method, path,
@@ -77,4 +79,51 @@ export async function startTcpEchoBackend(host: string, port: number): Promise<{
   });
   await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
   return { port: (server.address() as AddressInfo).port, server, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** One sample service listening for a cluster's export. */
+export interface ExportBackend {
+  cluster: string;
+  service: string;
+  protocol: string;
+  address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The demo's stand-in services for a cluster file's exports: one per exported port on
+ * 127.0.0.1:<targetPort> (where the gateway forwards), HTTP answering JSON that names the
+ * cluster, gRPC serving fedgate.test.Echo. Used by the loopback demo in-process and, in a lab, by
+ * `fedgate demo backends` inside the cluster's namespace.
+ */
+export async function startExportBackends(cluster: ClusterConfig): Promise<ExportBackend[]> {
+  const started: ExportBackend[] = [];
+  const name = cluster.metadata.name;
+  try {
+    for (const e of cluster.spec.exports) {
+      for (const port of e.ports) {
+        const targetPort = port.targetPort ?? port.port;
+        const address = `127.0.0.1:${targetPort}`;
+        const service = `${e.namespace}/${e.service}`;
+        if (port.protocol === 'grpc') {
+          const server = await startEchoServer(name, address);
+          started.push({ cluster: name, service, protocol: 'grpc', address, close: () => server.close() });
+        } else if (port.protocol !== 'tcp') {
+          const server: HttpServer = createHttpServer((request, response) => {
+            response.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
+            response.end(`${JSON.stringify({ service: e.service, namespace: e.namespace, cluster: name, path: request.url })}\n`);
+          });
+          await new Promise<void>((done, fail) => {
+            server.once('error', fail);
+            server.listen(targetPort, '127.0.0.1', () => done());
+          });
+          started.push({ cluster: name, service, protocol: port.protocol, address, close: () => new Promise<void>((done) => server.close(() => done())) });
+        }
+      }
+    }
+  } catch (error) {
+    await Promise.all(started.map((b) => b.close()));
+    throw error;
+  }
+  return started;
 }

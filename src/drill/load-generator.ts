@@ -9,6 +9,11 @@ export interface LoadOptions {
   /** Requests per second, sent on schedule whether or not earlier ones have answered (open loop). */
   rps: number;
   durationMs: number;
+  /**
+   * Asked on every tick once the planned end is reached: a later end keeps the load going (a drill
+   * waiting for failback). Requests stay on the same schedule.
+   */
+  extendTo?: () => number;
   timeoutMs?: number;
   /** Requests in flight at most; beyond it a due request counts as failed (the system is saturated). */
   maxInFlight?: number;
@@ -26,6 +31,10 @@ export interface Sample {
   status: string;
   /** The cluster that answered, from x-fedgate-upstream-cluster / the echo reply. */
   servedBy?: string;
+  /**
+   * Failed requests: the cause, grouped — `status 503 no_healthy_upstream`, `connect ECONNREFUSED
+   * 127.0.0.1:17001`, `timeout: no answer from … within 5000 ms`, `grpc UNAVAILABLE …`.
+   */
   error?: string;
 }
 
@@ -39,41 +48,50 @@ export async function runLoad(target: LoadTarget, options: LoadOptions, onSample
   const timeoutMs = options.timeoutMs ?? 5000;
   const sender = target.kind === 'http' ? httpSender(target, maxInFlight, timeoutMs) : grpcSender(target, timeoutMs);
   const start = options.origin ?? performance.now();
-  const total = Math.floor((options.rps * options.durationMs) / 1000);
+  let endMs = options.durationMs;
+  const totalFor = (ms: number): number => Math.floor((options.rps * ms) / 1000);
   let sent = 0;
   let inFlight = 0;
+  let sending = true;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
   });
+  const settle = (): void => {
+    if (!sending && inFlight === 0) resolveDone();
+  };
   const record = (sample: Sample): void => {
     samples.push(sample);
     onSample?.(sample);
-    if (samples.length === total) resolveDone();
   };
   const fire = (index: number): void => {
     const due = (index * 1000) / options.rps;
     if (inFlight >= maxInFlight) {
-      record({ at: due, latencyMs: 0, ok: false, status: 'overload', error: `more than ${maxInFlight} requests in flight` });
+      record({ at: due, latencyMs: 0, ok: false, status: 'overload', error: `overload: more than ${maxInFlight} requests in flight in the load generator` });
       return;
     }
     inFlight += 1;
-    sender.send().then((result) => {
+    void sender.send().then((result) => {
       inFlight -= 1;
       record({ at: due, latencyMs: performance.now() - start - due, ...result });
+      settle();
     });
   };
+  // Past the planned end, the end is asked again on every tick: it can move later (still waiting)
+  // or back (what was waited for happened), never before the planned end.
+  const currentEnd = (): number => (options.extendTo && sent >= totalFor(options.durationMs) ? Math.max(options.durationMs, options.extendTo()) : endMs);
   const timer = setInterval(() => {
     const elapsed = performance.now() - start;
-    const due = Math.min(total, Math.floor((elapsed * options.rps) / 1000) + 1);
+    endMs = currentEnd();
+    const due = Math.min(totalFor(endMs), Math.floor((elapsed * options.rps) / 1000) + 1);
     while (sent < due && !options.signal?.aborted) fire(sent++);
-    if (sent >= total || options.signal?.aborted) clearInterval(timer);
-    if (options.signal?.aborted && inFlight === 0) resolveDone();
+    endMs = currentEnd();
+    if (sent >= totalFor(endMs) || options.signal?.aborted) {
+      clearInterval(timer);
+      sending = false;
+      settle();
+    }
   }, 1);
-  if (total === 0) resolveDone();
-  options.signal?.addEventListener('abort', () => {
-    if (inFlight === 0) resolveDone();
-  });
   await Promise.race([done, new Promise<void>((resolve) => options.signal?.addEventListener('abort', () => setTimeout(resolve, timeoutMs)))]);
   clearInterval(timer);
   sender.close();
@@ -96,16 +114,45 @@ function httpSender(target: Extract<LoadTarget, { kind: 'http' }>, maxSockets: n
           res.once('end', () => {
             const status = res.statusCode ?? 0;
             const servedBy = (res.headers['x-fedgate-upstream-cluster'] ?? res.headers['x-served-by']) as string | undefined;
-            resolve({ ok: status < 500, status: String(status), servedBy, error: status >= 500 ? String(res.headers['x-fedgate-reason'] ?? status) : undefined });
+            // Only 2xx and 3xx count as served: a 404 for the service is a wrong --service or
+            // --target, not a success of the drill.
+            const ok = status >= 200 && status < 400;
+            const reason = res.headers['x-fedgate-reason'];
+            resolve({ ok, status: String(status), servedBy, error: ok ? undefined : statusCause(status, typeof reason === 'string' ? reason : undefined) });
           });
-          res.once('error', (error) => resolve({ ok: false, status: 'error', error: error.message }));
+          res.once('error', (error) => resolve({ ok: false, status: 'error', error: transportCause(error, target.address) }));
         });
-        req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
-        req.once('error', (error) => resolve({ ok: false, status: 'error', error: error.message }));
+        req.once('timeout', () => req.destroy(new LoadTimeoutError(timeoutMs)));
+        req.once('error', (error) => resolve({ ok: false, status: 'error', error: transportCause(error, target.address) }));
         req.end();
       }),
     close: () => agent.destroy(),
   };
+}
+
+/** The client gave up waiting: the answer (or the connection) never came. */
+class LoadTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+  }
+}
+
+/** `status 503 no_healthy_upstream`: the status, and the gateway's reason when it gave one. */
+function statusCause(status: number, reason: string | undefined): string {
+  return reason ? `status ${status} ${reason}` : `status ${status}`;
+}
+
+/**
+ * A transport failure named by what it was and where it was going: `connect ECONNREFUSED
+ * 127.0.0.1:17001`, so a wrong --target or port is obvious in the report's error groups.
+ */
+function transportCause(error: Error, address: string): string {
+  if (error instanceof LoadTimeoutError) return `timeout: no answer from ${address} within ${error.timeoutMs} ms`;
+  const system = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = system.address !== undefined ? `${system.address.includes(':') ? `[${system.address}]` : system.address}${system.port !== undefined ? `:${system.port}` : ''}` : address;
+  if (system.syscall === 'connect' || system.code === 'ECONNREFUSED' || system.code === 'EHOSTUNREACH' || system.code === 'ENETUNREACH') return `connect ${system.code ?? 'error'} ${where}`;
+  if (system.code) return `transport ${system.code} ${where}`;
+  return `transport ${error.message} ${where}`;
 }
 
 function grpcSender(target: Extract<LoadTarget, { kind: 'grpc' }>, timeoutMs: number): Sender {
@@ -114,12 +161,33 @@ function grpcSender(target: Extract<LoadTarget, { kind: 'grpc' }>, timeoutMs: nu
     send: () =>
       new Promise((resolve) => {
         client.unary({ text: 'load' }, new grpcForEcho.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
-          if (error) resolve({ ok: false, status: `grpc-${error.code}`, error: error.details });
+          if (error) resolve({ ok: false, status: `grpc-${error.code}`, error: grpcCause(error.code, error.details, target.address) });
           else resolve({ ok: true, status: 'grpc-0', servedBy: response?.servedBy });
         });
       }),
     close: () => client.close(),
   };
+}
+
+/**
+ * `grpc UNAVAILABLE no_healthy_upstream`. grpc-js puts connection failures in the details
+ * ("No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1 …"): the address stays,
+ * timestamps and counters go, so equal causes group together.
+ */
+function grpcCause(code: number, details: string, address: string): string {
+  const name = grpcForEcho.status[code] ?? String(code);
+  const connect = /connect (E[A-Z]+) ([^\s()]+)/.exec(details);
+  if (connect) return `connect ${connect[1]} ${connect[2]}`;
+  if (code === grpcForEcho.status.DEADLINE_EXCEEDED) return `timeout: no answer from ${address} (grpc DEADLINE_EXCEEDED)`;
+  // grpc-message is percent-encoded on the wire (gRPC HTTP/2 spec); not every path decodes it.
+  let decoded = details;
+  try {
+    decoded = decodeURIComponent(details);
+  } catch {
+    // not percent-encoded after all
+  }
+  const detail = decoded.replace(/\(.*?\)/g, '').replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '').replace(/\s+/g, ' ').trim();
+  return detail ? `grpc ${name} ${detail}` : `grpc ${name}`;
 }
 
 /** Percentile of sorted numbers (nearest rank). */

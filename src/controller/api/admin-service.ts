@@ -67,6 +67,11 @@ export interface DrillMetrics {
 
 /** Prefix of the stored documents' sources in messages, to tell them from the documents applied. */
 const STORED = 'stored ';
+const DRILL_MODES = ['drain', 'blackhole', 'kill', 'partition'];
+const DRILL_OUTCOMES = ['passed', 'failed', 'inconclusive', 'aborted'];
+const DRILL_LOCK = 'drill';
+/** A drill renews its lock every few seconds; one that died frees the federation after this long. */
+export const DRILL_LOCK_TTL_MS = 30_000;
 
 const SERVICE_KEY = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -144,26 +149,52 @@ export class AdminService {
     return { revision, message: `${request.service} at ${request.cluster} ${request.enabled ? 'blackholed' : 'answering again'} at revision ${revision}` };
   }
 
+  /** The drill holding the federation's drill lock, as far as this replica saw it start. */
+  private runningDrill: { holder: string; description: string; startedAt: number } | undefined;
+
+  /**
+   * Drills report to the controller, and one drill at a time holds the federation's drill lock
+   * (in the store, so it holds across controller replicas): `started` takes it, `running` renews
+   * it, `finished` releases it. A drill that dies without finishing loses it after
+   * DRILL_LOCK_TTL_MS. Two drills at once would each measure the other's failure.
+   */
   private async recordDrill(event: DrillEvent, actor: string): Promise<AdminResponse> {
     if (!SERVICE_KEY.test(event.service)) throw new FedgateError(ErrorCodes.USAGE, `service must be namespace/name (got "${event.service}")`);
-    if (!['drain', 'blackhole', 'kill'].includes(event.mode)) throw new FedgateError(ErrorCodes.USAGE, `mode must be drain, blackhole or kill (got "${event.mode}")`);
+    if (!DRILL_MODES.includes(event.mode)) throw new FedgateError(ErrorCodes.USAGE, `mode must be ${DRILL_MODES.join(', ')} (got "${event.mode}")`);
     const labels = { service: event.service, mode: event.mode };
     const metrics = this.options.drillMetrics;
+    const store = this.options.store;
+    const holder = `${actor} ${event.drillId || `${event.mode} ${event.failedCluster} ${event.service}`}`;
+    const description = `${event.mode} ${event.failedCluster} for ${event.service} from ${event.fromCluster}, by ${actor}`;
     const at = Date.now();
     if (event.phase === 'started') {
+      const token = await store.acquireLock(DRILL_LOCK, holder, DRILL_LOCK_TTL_MS);
+      if (token === undefined) {
+        const other = this.runningDrill && this.runningDrill.holder !== holder ? `: ${this.runningDrill.description}, started ${new Date(this.runningDrill.startedAt).toISOString()}` : '';
+        throw new FedgateError(ErrorCodes.DRILL_RUNNING, `another drill is running${other}; the drill lock is released when it ends, or ${DRILL_LOCK_TTL_MS / 1000}s after it stopped renewing it`);
+      }
+      this.runningDrill = { holder, description, startedAt: at };
       metrics.running.set(labels, 1);
-      await this.options.store.appendAudit({ at, actor, action: 'drill-start', target: event.service, detail: `${event.mode} ${event.failedCluster}, traffic from ${event.fromCluster}` });
+      await store.appendAudit({ at, actor, action: 'drill-start', target: event.service, detail: `${event.mode} ${event.failedCluster}, traffic from ${event.fromCluster}` });
+    } else if (event.phase === 'running') {
+      const token = await store.acquireLock(DRILL_LOCK, holder, DRILL_LOCK_TTL_MS);
+      if (token === undefined) throw new FedgateError(ErrorCodes.LOCK_LOST, 'this drill no longer holds the drill lock: another drill took it after this one stopped renewing it');
+      return { revision: this.options.catalog.revision, message: 'drill lock renewed' };
     } else if (event.phase === 'finished') {
-      if (!['passed', 'failed', 'aborted'].includes(event.outcome)) throw new FedgateError(ErrorCodes.USAGE, `outcome must be passed, failed or aborted (got "${event.outcome}")`);
+      if (!DRILL_OUTCOMES.includes(event.outcome)) throw new FedgateError(ErrorCodes.USAGE, `outcome must be ${DRILL_OUTCOMES.join(', ')} (got "${event.outcome}")`);
       metrics.running.set(labels, 0);
       metrics.runs.inc({ ...labels, outcome: event.outcome });
       metrics.lastFailoverSeconds.set(labels, event.failoverSeconds);
       metrics.lastErrors.set(labels, event.errors);
       metrics.lastFinished.set(labels, at / 1000);
       const failover = event.failoverSeconds >= 0 ? `full failover ${event.failoverSeconds.toFixed(3)}s` : 'never fully failed over';
-      await this.options.store.appendAudit({ at, actor, action: 'drill-end', target: event.service, detail: `${event.mode} ${event.failedCluster}: ${event.outcome}, ${event.errors} errors of ${event.requests}, ${failover}` });
+      await store.appendAudit({ at, actor, action: 'drill-end', target: event.service, detail: `${event.mode} ${event.failedCluster}: ${event.outcome}, ${event.errors} errors of ${event.requests}, ${failover}` });
+      // Taking the lock again with the same holder yields its fencing token, so any replica can release it.
+      const token = await store.acquireLock(DRILL_LOCK, holder, DRILL_LOCK_TTL_MS);
+      if (token !== undefined) await store.releaseLock({ lock: DRILL_LOCK, holder, token });
+      if (this.runningDrill?.holder === holder) this.runningDrill = undefined;
     } else {
-      throw new FedgateError(ErrorCodes.USAGE, `phase must be started or finished (got "${event.phase}")`);
+      throw new FedgateError(ErrorCodes.USAGE, `phase must be started, running or finished (got "${event.phase}")`);
     }
     this.options.log.info({ ...labels, phase: event.phase, outcome: event.outcome || undefined, failedCluster: event.failedCluster, actor }, `drill ${event.phase}`);
     return { revision: this.options.catalog.revision, message: `drill ${event.phase} recorded` };

@@ -278,20 +278,22 @@ export interface BlackholeRequest {
 }
 
 export interface DrillEvent {
-  /** started | finished */
+  /** started (takes the federation's drill lock) | running (renews it) | finished (releases it) */
   phase: string;
   /** namespace/name */
   service: string;
-  /** drain | blackhole | kill */
+  /** drain | blackhole | kill | partition */
   mode: string;
   failedCluster: string;
   fromCluster: string;
-  /** finished only: passed | failed (objectives missed) | aborted */
+  /** finished only: passed | failed (objectives missed) | inconclusive (nothing proved) | aborted */
   outcome: string;
   /** finished only: time to 100% failed over; negative when it never completed */
   failoverSeconds: number;
   errors: number;
   requests: number;
+  /** chosen by the drill, the same in all its events: one drill at a time holds the lock */
+  drillId: string;
 }
 
 export interface StatusRequest {
@@ -3046,6 +3048,7 @@ function createBaseDrillEvent(): DrillEvent {
     failoverSeconds: 0,
     errors: 0,
     requests: 0,
+    drillId: "",
   };
 }
 
@@ -3077,6 +3080,9 @@ export const DrillEvent: MessageFns<DrillEvent> = {
     }
     if (message.requests !== 0) {
       writer.uint32(72).uint64(message.requests);
+    }
+    if (message.drillId !== "") {
+      writer.uint32(82).string(message.drillId);
     }
     return writer;
   },
@@ -3166,6 +3172,14 @@ export const DrillEvent: MessageFns<DrillEvent> = {
             message.requests = longToNumber(reader.uint64());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.drillId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3192,6 +3206,7 @@ export const DrillEvent: MessageFns<DrillEvent> = {
     message.failoverSeconds = object.failoverSeconds ?? 0;
     message.errors = object.errors ?? 0;
     message.requests = object.requests ?? 0;
+    message.drillId = object.drillId ?? "";
     return message;
   },
 };
