@@ -63,7 +63,7 @@ describe('exit codes: 0 ok, 1 failed or invalid input, 2 usage', () => {
 });
 
 /** Commands that print no data of their own (they run a process or print a script). */
-const NO_DATA = new Set(['controller', 'gateway', 'demo', 'completion', 'ca serve']);
+const NO_DATA = new Set(['controller', 'gateway', 'demo', 'demo backends', 'completion', 'ca serve']);
 /** Commands of other parts of the CLI, given -o by their owners (see the README). */
 const NOT_HERE = new Set(['token create', 'drill run', 'ca init', 'ca issue', 'ca bundle', 'ca show', 'ca rotate prepare', 'ca rotate activate', 'ca rotate retire']);
 

@@ -6,7 +6,7 @@ import { PreflightFailure, type PreflightCheck } from './preflight.js';
 import type { PartitionDirection } from './report.js';
 
 /** The nft table a partition drill adds in the failing cluster's namespace, and removes again. */
-export const PARTITION_TABLE = 'fedgate_drill';
+export const PARTITION_TABLE = 'drill_partition';
 
 function run(command: string, args: readonly string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

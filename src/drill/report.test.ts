@@ -138,7 +138,7 @@ describe('drill report', () => {
   });
 
   it('renders a well-formed SVG timeline with a bar per cluster and bin, errors, the failure window and phase markers', () => {
-    const partition: DrillPlan = { ...plan, mode: 'partition', failure: { description: 'drop every packet', direction: 'in', netns: 'fgl-1-0-us-east', rules: 'table inet fedgate_drill {}' } };
+    const partition: DrillPlan = { ...plan, mode: 'partition', failure: { description: 'drop every packet', direction: 'in', netns: 'fgl-1-0-us-east', rules: 'table inet drill_partition {}' } };
     const report = buildReport(partition, failsOverAfter100ms, { ...marks, detectedAt: 1300 }, times);
     const svg = renderSvg(report);
     expect(XMLValidator.validate(svg)).toBe(true);
