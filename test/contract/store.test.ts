@@ -38,7 +38,7 @@ const factories: StoreFactory[] = [
       return store;
     },
     async loseState(store) {
-      (store as MemoryStore).simulateStateLoss();
+      await (store as MemoryStore).simulateStateLoss();
     },
   },
   {
