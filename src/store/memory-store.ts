@@ -427,10 +427,6 @@ export class MemoryStore implements Store {
     return this.state.mutate(fn, options);
   }
 
-  protected get isClosed(): boolean {
-    return this.closed;
-  }
-
   private currentRevision(): number {
     return (this.meta.rows.get('revision') as number | undefined) ?? 0;
   }

@@ -278,7 +278,8 @@ export class StoreState {
   private readonly byChangeType = new Map<ResourceType, Table<unknown>>();
   private sink: RecordSink | undefined;
   private queue: Queued[] = [];
-  private flushing = false;
+  /** The running flush loop (batches and what the sink does after each). */
+  private flushing: Promise<void> | undefined;
   private txCounter = 0;
   /** Settles with the fate of the last queued mutation (true: persisted). */
   private tail: Promise<boolean> | undefined;
@@ -346,9 +347,9 @@ export class StoreState {
     this.apply(record, 0);
   }
 
-  /** Resolves once every mutation queued so far was persisted or refused. */
+  /** Resolves once every mutation queued so far was persisted or refused and the sink is idle. */
   async settled(): Promise<void> {
-    await this.tail;
+    while (this.flushing) await this.flushing;
   }
 
   /** Empties every table and the change log (before loading from disk again). */
@@ -379,45 +380,49 @@ export class StoreState {
       let settle!: (persisted: boolean) => void;
       this.tail = new Promise<boolean>((done) => (settle = done));
       this.queue.push({ tx, resolve, reject, settle });
-      if (!this.flushing) void this.flush();
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.flushing) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      // Queued after the loop saw an empty queue, before it finished.
+      if (this.queue.length > 0) this.kick();
     });
   }
 
   private async flush(): Promise<void> {
     const sink = this.sink as RecordSink;
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) {
-        // One turn of the event loop lets every writer whose previous write just resolved queue
-        // its next one, so they share the next fsync (group commit).
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const batch = this.queue;
+    while (this.queue.length > 0) {
+      // One turn of the event loop lets every writer whose previous write just resolved queue
+      // its next one, so they share the next fsync (group commit).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const batch = this.queue;
+      this.queue = [];
+      try {
+        await sink.persist(batch.map((entry) => entry.tx.record));
+      } catch (error) {
+        // Everything queued meanwhile was decided on top of this batch: none of it stands.
+        const dropped = [...batch, ...this.queue];
         this.queue = [];
-        try {
-          await sink.persist(batch.map((entry) => entry.tx.record));
-        } catch (error) {
-          // Everything queued meanwhile was decided on top of this batch: none of it stands.
-          const dropped = [...batch, ...this.queue];
-          this.queue = [];
-          this.tail = undefined;
-          for (const table of this.tables.values()) table.discardStaged();
-          for (const entry of dropped) {
-            entry.settle(false);
-            entry.reject(error);
-          }
-          continue;
+        this.tail = undefined;
+        for (const table of this.tables.values()) table.discardStaged();
+        for (const entry of dropped) {
+          entry.settle(false);
+          entry.reject(error);
         }
-        for (const entry of batch) this.apply(entry.tx.record, entry.tx.id);
-        if (this.queue.length === 0) this.tail = undefined;
-        this.onApplied();
-        for (const entry of batch) {
-          entry.settle(true);
-          entry.resolve();
-        }
-        await sink.afterApply().catch(() => undefined);
+        continue;
       }
-    } finally {
-      this.flushing = false;
+      for (const entry of batch) this.apply(entry.tx.record, entry.tx.id);
+      if (this.queue.length === 0) this.tail = undefined;
+      this.onApplied();
+      for (const entry of batch) {
+        entry.settle(true);
+        entry.resolve();
+      }
+      await sink.afterApply().catch(() => undefined);
     }
   }
 }

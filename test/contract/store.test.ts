@@ -3,8 +3,12 @@
  * has is a bug in the contract or in that implementation.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ErrorCodes } from '../../src/core/errors.js';
 import type { Change } from '../../src/model/catalog.js';
+import { JournalStore, type JournalStoreOptions } from '../../src/store/journal/journal-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis/redis-store.js';
 import type { Store, WatchEvent } from '../../src/store/store.js';
@@ -16,10 +20,48 @@ interface StoreFactory {
   create(options?: { changeLogLength?: number }): Promise<Store>;
   /** Make the backing store lose everything, as a Redis restart without persistence does. */
   loseState(store: Store): Promise<void>;
+  /**
+   * The same state through a new store object, opened, as after a controller restart (the old one
+   * is closed). MemoryStore cannot restart: it returns the store it was given.
+   */
+  reopen(store: Store): Promise<Store>;
 }
 
 let redis: RedisProcess;
 const opened: Store[] = [];
+const dataDirs: string[] = [];
+/** How to make another object on the same backing state, per store: what a restarted controller does. */
+const remake = new WeakMap<Store, () => Store>();
+
+/** A store whose next instance (after `reopen`) is made the same way, on the same state. */
+function track<S extends Store>(make: () => S): S {
+  const store = make();
+  remake.set(store, () => track(make));
+  opened.push(store);
+  return store;
+}
+
+async function reopenDurable(store: Store): Promise<Store> {
+  await store.close();
+  const next = (remake.get(store) as () => Store)();
+  await next.open();
+  return next;
+}
+
+function journalFactory(name: string, extra: Partial<JournalStoreOptions>): StoreFactory {
+  return {
+    name,
+    async create(options = {}) {
+      const dataDir = mkdtempSync(join(tmpdir(), 'fedgate-journal-'));
+      dataDirs.push(dataDir);
+      return track(() => new JournalStore({ dataDir, ...extra, ...options }));
+    },
+    async loseState(store) {
+      await (store as JournalStore).simulateStateLoss();
+    },
+    reopen: reopenDurable,
+  };
+}
 
 beforeAll(async () => {
   redis = await RedisProcess.start();
@@ -27,6 +69,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(opened.map((s) => s.close()));
   await redis.stop();
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const factories: StoreFactory[] = [
@@ -40,19 +83,25 @@ const factories: StoreFactory[] = [
     async loseState(store) {
       await (store as MemoryStore).simulateStateLoss();
     },
+    async reopen(store) {
+      return store;
+    },
   },
   {
     name: 'RedisStore',
     async create(options = {}) {
       // A key prefix per test keeps tests apart inside one redis-server.
-      const store = new RedisStore({ url: redis.url, keyPrefix: `t-${randomUUID().slice(0, 8)}`, epochCheckMs: 100, ...options });
-      opened.push(store);
-      return store;
+      const keyPrefix = `t-${randomUUID().slice(0, 8)}`;
+      return track(() => new RedisStore({ url: redis.url, keyPrefix, epochCheckMs: 100, ...options }));
     },
     async loseState() {
       await redisCommand(redis.port, 'FLUSHALL');
     },
+    reopen: reopenDurable,
   },
+  journalFactory('JournalStore', {}),
+  // Rewrites its journal as a snapshot every few records: every step also crosses a compaction.
+  journalFactory('JournalStore, compacting every 2 KiB', { compactAfterBytes: 2048 }),
 ];
 
 async function collect(iterable: AsyncIterable<WatchEvent>, count: number, timeoutMs = 5000): Promise<WatchEvent[]> {
@@ -70,8 +119,15 @@ async function expectCode(promise: Promise<unknown>, code: string, message?: str
   if (message) await expect(promise).rejects.toThrow(message);
 }
 
+/*
+ * `restart()` reopens the store on the same state, as a controller restart does (a no-op for
+ * MemoryStore): every step after one reads what the previous process wrote.
+ */
 describe.each(factories)('Store contract: $name', (factory) => {
   let store: Store;
+  const restart = async (): Promise<void> => {
+    store = await factory.reopen(store);
+  };
   beforeEach(async () => {
     store = await factory.create();
     await store.open();
@@ -81,12 +137,16 @@ describe.each(factories)('Store contract: $name', (factory) => {
     const first = await store.epoch();
     expect(first).toMatch(/^[0-9a-f-]{36}$/);
     expect(await store.open()).toEqual({ epoch: first, created: false });
+    await restart();
+    expect(await store.epoch()).toBe(first);
+    expect(await store.open()).toEqual({ epoch: first, created: false });
     expect(await store.revision()).toBe(0);
   });
 
   it('registers clusters with their bundle at one revision and names the owner of a duplicate', async () => {
     const revision = await store.createCluster(clusterRecord('us-east'), bundleRecord('us-east.acme.internal'));
     expect(revision).toBe(1);
+    await restart();
     expect((await store.getCluster('us-east'))?.trustDomain).toBe('us-east.acme.internal');
     expect(await store.changesSince(0)).toEqual([
       { revision: 1, type: 'cluster', key: 'us-east', op: 'put', value: clusterRecord('us-east') },
@@ -105,20 +165,24 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
     const r2 = await store.writeExports('a', { upserts: [exportRecord('a', 'payments'), exportRecord('a', 'orders')], deletes: [], replace: false });
     expect(r2).toBe(2);
+    await restart();
     expect(await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false })).toBeUndefined();
     const r3 = await store.writeExports('a', { upserts: [exportRecord('a', 'payments', { readyEndpoints: 1 })], deletes: [], replace: true });
     expect(r3).toBe(3);
+    await restart();
     const changes = (await store.changesSince(2)) as Change[];
     expect(changes.map((c) => `${c.revision} ${c.op} ${c.key}`).sort()).toEqual(['3 delete a/default/orders', '3 put a/default/payments']);
     expect((await store.listExports('a')).map((e) => `${e.name}:${e.readyEndpoints}`)).toEqual(['payments:1']);
     const r4 = await store.writeExports('a', { upserts: [], deletes: ['default/payments'], replace: false });
     expect(r4).toBe(4);
+    await restart();
     expect(await store.listExports()).toEqual([]);
     await expectCode(store.writeExports('ghost', { upserts: [exportRecord('ghost', 'x')], deletes: [], replace: false }), ErrorCodes.CLUSTER_NOT_FOUND);
   });
 
   it('stores a bundle only when its sequence is newer', async () => {
     expect(await store.putBundle(bundleRecord('td', 5))).toEqual({ revision: 1 });
+    await restart();
     expect(await store.putBundle(bundleRecord('td', 5))).toEqual({ stale: true, current: 5 });
     expect(await store.putBundle(bundleRecord('td', 3))).toEqual({ stale: true, current: 5 });
     expect(await store.putBundle(bundleRecord('td', 6))).toEqual({ revision: 2 });
@@ -129,6 +193,7 @@ describe.each(factories)('Store contract: $name', (factory) => {
     const doc = (name: string) => ({ key: `TrafficPolicy/default/${name}`, kind: 'TrafficPolicy', namespace: 'default', name, document: { spec: { timeout: '1s', note: '@REVISION@' } } });
     expect(await store.putPolicies([doc('a'), doc('b')])).toBe(1);
     expect(await store.putPolicies([doc('b')])).toBe(2);
+    await restart();
     const policies = (await store.listPolicies()).sort((x, y) => x.key.localeCompare(y.key));
     expect(policies.map((p) => [p.name, p.revision])).toEqual([['a', 1], ['b', 2]]);
     expect(policies[0]?.document).toEqual({ spec: { timeout: '1s', note: '@REVISION@' } });
@@ -141,10 +206,12 @@ describe.each(factories)('Store contract: $name', (factory) => {
   it('changes cluster state with an audit trail, and ignores a change to the same state', async () => {
     await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
     expect(await store.setClusterState('a', 'draining', { by: 'alice', reason: 'maintenance', at: 42 })).toBe(2);
+    await restart();
     expect(await store.setClusterState('a', 'draining', { by: 'alice', reason: 'again', at: 43 })).toBeUndefined();
     expect(await store.setClusterState('ghost', 'draining', { by: 'alice', reason: 'x', at: 43 })).toBeUndefined();
     expect(await store.getCluster('a')).toMatchObject({ state: 'draining', stateChangedBy: 'alice', stateReason: 'maintenance', stateChangedAt: 42 });
     await store.appendAudit({ at: 42, actor: 'alice', action: 'drain', target: 'a', detail: 'maintenance' });
+    await restart();
     expect(await store.listAudit(10)).toEqual([{ at: 42, actor: 'alice', action: 'drain', target: 'a', detail: 'maintenance' }]);
   });
 
@@ -153,6 +220,7 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false });
     await store.renewLease('a', 'replica-1', Date.now() + 60_000);
     expect(await store.deleteCluster('a')).toBe(3);
+    await restart();
     const changes = (await store.changesSince(2)) as Change[];
     expect(changes.map((c) => `${c.type} ${c.op} ${c.key}`).sort()).toEqual(['bundle delete a.acme.internal', 'cluster delete a', 'export delete a/default/payments']);
     expect(await store.deleteCluster('a')).toBeUndefined();
@@ -166,7 +234,10 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await store.writeExports('a', { upserts: [exportRecord('a', 'payments')], deletes: [], replace: false });
     await store.writeExports('b', { upserts: [exportRecord('b', 'payments')], deletes: [], replace: false });
     await store.putPolicies([{ key: 'k', kind: 'TrafficPolicy', namespace: 'default', name: 'n', document: {} }]);
+    const before = await store.snapshot();
+    await restart();
     const snapshot = await store.snapshot();
+    expect(snapshot).toEqual(before);
     expect(snapshot.epoch).toBe(await store.epoch());
     expect(snapshot.revision).toBe(5);
     expect(snapshot.clusters.map((c) => c.name).sort()).toEqual(['a', 'b']);
@@ -176,12 +247,13 @@ describe.each(factories)('Store contract: $name', (factory) => {
   });
 
   it('asks for a snapshot once the change log no longer reaches back', async () => {
-    const small = await factory.create({ changeLogLength: 100 });
+    let small = await factory.create({ changeLogLength: 100 });
     await small.open();
     await small.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
     for (let i = 0; i < 150; i++) {
       await small.writeExports('a', { upserts: [exportRecord('a', `svc-${i}`)], deletes: [], replace: false });
     }
+    small = await factory.reopen(small);
     expect(await small.changesSince(0)).toBe('snapshot-required');
     const recent = (await small.changesSince(140)) as Change[];
     expect(recent.map((c) => c.revision)).toEqual([141, 142, 143, 144, 145, 146, 147, 148, 149, 150, 151]);
@@ -193,6 +265,7 @@ describe.each(factories)('Store contract: $name', (factory) => {
   it('watches complete revisions in order, from the past into the future', async () => {
     await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
     await store.writeExports('a', { upserts: [exportRecord('a', 'x'), exportRecord('a', 'y')], deletes: [], replace: false });
+    await restart();
     const controller = new AbortController();
     const events: WatchEvent[] = [];
     const watching = (async () => {
@@ -243,6 +316,11 @@ describe.each(factories)('Store contract: $name', (factory) => {
     expect(after.clusters).toEqual(before.clusters);
     expect(await store.putBundle(bundleRecord('x.acme.internal', 1))).toEqual({ revision: 3 });
     await expectCode(store.restore({ ...before }, { lock: 'restore', holder: 'replica-1', token: token as number }), ErrorCodes.STORE_CONFLICT);
+    await restart();
+    expect(await store.epoch()).toBe(restored.epoch);
+    expect(await store.revision()).toBe(3);
+    expect((await store.snapshot()).exports).toEqual(before.exports);
+    expect(await store.changesSince(2)).toEqual([{ revision: 3, type: 'bundle', key: 'x.acme.internal', op: 'put', value: bundleRecord('x.acme.internal', 1) }]);
   });
 
   it('consumes a join token once: ok, then used; expired and unknown tokens are told apart; another cluster\'s name leaves it unused', async () => {
@@ -251,6 +329,7 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await store.putToken('h2', { cluster: 'b', expiresAt: now - 1, createdBy: 'alice', createdAt: now - 10 }, 120_000);
     expect(await store.consumeToken('h1', now, 'z')).toMatchObject({ status: 'wrong-cluster', record: { cluster: 'a' } });
     expect(await store.consumeToken('h1', now, 'a')).toMatchObject({ status: 'ok', record: { cluster: 'a', usedAt: now } });
+    await restart();
     expect(await store.consumeToken('h1', now + 5, 'a')).toMatchObject({ status: 'used', record: { cluster: 'a', usedAt: now } });
     expect(await store.consumeToken('h2', now, 'b')).toMatchObject({ status: 'expired', record: { cluster: 'b' } });
     expect(await store.consumeToken('nope', now, 'a')).toEqual({ status: 'unknown' });
@@ -260,9 +339,11 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await store.renewLease('a', 'r1', 1000);
     await store.renewLease('b', 'r1', 5000);
     expect(await store.expiredLeases(2000)).toEqual(['a']);
+    await restart();
     await store.renewLease('a', 'r2', 9000);
     expect(await store.expiredLeases(6000)).toEqual(['b']);
     await store.removeLease('b');
+    await restart();
     expect(await store.expiredLeases(10_000)).toEqual(['a']);
     await store.ensureLeases(['a', 'c'], 'r3', 20_000);
     expect(await store.expiredLeases(10_000)).toEqual(['a']);
@@ -294,17 +375,20 @@ describe.each(factories)('Store contract: $name', (factory) => {
     await store.putGatewayStatus(status);
     await store.putGatewayStatus({ ...status, appliedRevision: 4 });
     await store.putGatewayStatus({ ...status, instance: 'gw-2', lastSeen: 50 });
+    await restart();
     const byInstance = (list: Array<{ instance: string }>) => [...list].sort((x, y) => x.instance.localeCompare(y.instance));
     expect(byInstance(await store.listGatewayStatus())).toEqual([{ ...status, appliedRevision: 4 }, { ...status, instance: 'gw-2', lastSeen: 50 }]);
     expect(await store.revision()).toBe(revision);
     // Retention: instances not seen since `before` leave.
     expect(await store.pruneGatewayStatus(10)).toBe(1);
+    await restart();
     expect((await store.listGatewayStatus()).map((s) => s.instance)).toEqual(['gw-2']);
     // A status for a cluster that is not a member (removed meanwhile) is not recorded.
     await store.putGatewayStatus({ ...status, cluster: 'ghost' });
     expect((await store.listGatewayStatus()).map((s) => s.cluster)).toEqual(['a']);
     // Removing the cluster removes its statuses.
     await store.deleteCluster('a');
+    await restart();
     expect(await store.listGatewayStatus()).toEqual([]);
   });
 });

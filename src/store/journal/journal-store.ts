@@ -1,0 +1,466 @@
+import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCodes, StoreError, errorMessage } from '../../core/errors.js';
+import { createSilentLogger, type Logger } from '../../core/logger.js';
+import type { Change } from '../../model/catalog.js';
+import { MemoryStore, type MemoryStoreOptions } from '../memory-store.js';
+import type { MutationRecord, RecordSink, Transaction } from '../store-state.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { diskError, errnoOf } from './disk-error.js';
+import {
+  JOURNAL_FORMAT,
+  SNAPSHOT_FORMAT,
+  checkHeader,
+  damagedFile,
+  decodeRecord,
+  encodeFrame,
+  encodeRecord,
+  headerPayload,
+  laterBatchAfter,
+  readFrames,
+} from './journal-format.js';
+
+export interface JournalStoreOptions extends MemoryStoreOptions {
+  /** Holds the journal, its snapshot and the lock file; created (mode 0700) when missing. */
+  dataDir: string;
+  /**
+   * The journal is rewritten as a snapshot once it holds this many bytes, and at least as many as
+   * the last snapshot (so rewriting costs O(1) per byte written, amortised).
+   */
+  compactAfterBytes?: number;
+  log?: Logger;
+}
+
+export const JOURNAL_FILE = 'store.journal';
+export const SNAPSHOT_FILE = 'store.snapshot';
+const TEMPORARY_SUFFIX = '.tmp';
+/** Rows per snapshot frame: keeps every frame small and the event loop free between frames. */
+const SNAPSHOT_CHUNK = 1000;
+
+/**
+ * The controller's default store: MemoryStore's state, journaled to a data dir so it survives a
+ * restart or a SIGKILL at any instant.
+ *
+ * - Every mutation's result (the rows it wrote, see MemoryStore) is appended to `store.journal`
+ *   and fsynced before its promise resolves and before any reader or watcher sees it. Mutations
+ *   that arrive while an fsync runs share the next one (group commit).
+ * - A crash can only cut the last, unacknowledged batch short: that torn tail is cut off at the
+ *   next start with one log line. Damage anywhere else is refused with an error naming the file.
+ * - The journal is rewritten as `store.snapshot` (temp file, fsync, rename, directory fsync) once
+ *   it grows past `compactAfterBytes`, so it never grows without bound and start-up replays little.
+ * - One process per data dir (`controller.lock`); the store is single-replica by design.
+ * - A write that cannot be persisted (disk full, read-only, I/O error) is refused with
+ *   STORE_UNAVAILABLE naming the path and errno, nothing of it becomes visible, reads go on, and
+ *   `ping()` reports unavailable until the disk takes writes again. After a failed fsync the page
+ *   cache can no longer be trusted: every write is refused until a restart re-reads the journal.
+ */
+export class JournalStore extends MemoryStore {
+  override readonly kind = 'journal' as const;
+  readonly dataDir: string;
+  private readonly journalPath: string;
+  private readonly snapshotPath: string;
+  private readonly compactAfterBytes: number;
+  private readonly log: Logger;
+  private readonly sink: RecordSink;
+  private lock: DataDirLock | undefined;
+  private journal: FileHandle | undefined;
+  private loading: Promise<void> | undefined;
+  /** Size of the journal file: where the next batch goes. */
+  private journalBytes = 0;
+  private journalHeaderBytes = 0;
+  private snapshotBytes = 0;
+  /** Journal size at which the next compaction is due. */
+  private compactAt = 0;
+  /** Sequence number of the last journaled record. */
+  private seq = 0;
+  /** The last write could not be persisted; cleared by the next one that is. */
+  private failure: StoreError | undefined;
+  /** Writes are refused until a restart. */
+  private broken: StoreError | undefined;
+  private compactionRequested = false;
+  private compactionError: unknown;
+
+  constructor(options: JournalStoreOptions) {
+    super(options);
+    this.dataDir = options.dataDir;
+    this.journalPath = join(options.dataDir, JOURNAL_FILE);
+    this.snapshotPath = join(options.dataDir, SNAPSHOT_FILE);
+    this.compactAfterBytes = options.compactAfterBytes ?? 16 * 1024 * 1024;
+    this.log = options.log ?? createSilentLogger();
+    this.sink = { persist: (records) => this.persist(records), afterApply: () => this.afterApply() };
+  }
+
+  /**
+   * Takes the data dir's lock and reads the snapshot and journal into memory. `open()` does it too;
+   * the controller's CLI calls it first, so a data dir that cannot be used stops the start with one
+   * clear error instead of a retry loop.
+   */
+  async load(): Promise<void> {
+    if (this.journal) return;
+    this.loading ??= this.loadFromDisk().finally(() => (this.loading = undefined));
+    await this.loading;
+  }
+
+  override async open(): Promise<{ epoch: string; created: boolean }> {
+    await this.load();
+    return super.open();
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    await this.loading?.catch(() => undefined);
+    await this.state.settled();
+    this.state.setSink(undefined);
+    const journal = this.journal;
+    this.journal = undefined;
+    await journal?.close().catch(() => undefined);
+    await this.lock?.release();
+    this.lock = undefined;
+  }
+
+  override async ping(): Promise<void> {
+    await super.ping();
+    if (this.broken) throw this.broken;
+    if (!this.journal) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `embedded store in ${this.dataDir} is not open`);
+    // After a failed write, only a write can tell whether the disk takes them again.
+    if (this.failure) await this.mutate(() => undefined, { probe: true });
+  }
+
+  /** Rewrites the journal as a snapshot now (at start, tests, benchmarks; it also happens on its own). */
+  async compact(): Promise<void> {
+    // Compaction runs in the flush loop, between batches, where nothing else writes the journal.
+    this.compactionRequested = true;
+    this.compactionError = undefined;
+    await this.mutate(() => undefined, { probe: true });
+    await this.state.settled();
+    if (this.compactionError) throw this.compactionError;
+  }
+
+  protected override async mutate<T>(fn: (tx: Transaction) => T, options: { probe?: boolean } = {}): Promise<T> {
+    // Before load() there is nowhere to journal to: a write then would be silently volatile.
+    if (!this.journal) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `embedded store in ${this.dataDir} is not open`);
+    return super.mutate(fn, options);
+  }
+
+  private async loadFromDisk(): Promise<void> {
+    const started = performance.now();
+    try {
+      await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw diskError('create the data dir', this.dataDir, error);
+    }
+    const lock = await DataDirLock.acquire(this.dataDir);
+    try {
+      await this.removeTemporaries();
+      this.state.clear();
+      const snapshotSeq = await this.readSnapshot();
+      const replayed = await this.readJournal(snapshotSeq);
+      this.journal = await open(this.journalPath, 'r+').catch((error: unknown) => {
+        throw diskError('open the journal', this.journalPath, error);
+      });
+      this.lock = lock;
+      this.failure = undefined;
+      this.broken = undefined;
+      this.state.setSink(this.sink);
+      this.scheduleCompaction();
+      this.log.info(
+        { dataDir: this.dataDir, snapshotSeq, replayed, seq: this.seq, journalBytes: this.journalBytes, snapshotBytes: this.snapshotBytes, ms: Math.round(performance.now() - started) },
+        'embedded store loaded',
+      );
+    } catch (error) {
+      const journal = this.journal;
+      this.journal = undefined;
+      await journal?.close().catch(() => undefined);
+      await lock.release();
+      this.state.clear();
+      throw error;
+    }
+    if (this.journalBytes >= this.compactAt) await this.compact().catch(() => undefined);
+  }
+
+  /** Loads the snapshot, if any, into the tables; returns the sequence number it covers. */
+  private async readSnapshot(): Promise<number> {
+    const file = this.snapshotPath;
+    let buffer: Buffer;
+    try {
+      buffer = await readFile(file);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') {
+        this.snapshotBytes = 0;
+        return 0;
+      }
+      throw diskError('read the snapshot', file, error);
+    }
+    // The snapshot is only ever renamed into place whole: any damage is corruption, not a crash.
+    const { frames, damage } = readFrames(buffer);
+    if (damage) throw damagedFile(file, `${damage.problem} at byte ${damage.offset}; move it aside only if you accept losing the state it holds`);
+    const header = checkHeader(frames[0], file, SNAPSHOT_FORMAT);
+    const seq = header.seq;
+    if (!Number.isSafeInteger(seq)) throw damagedFile(file, 'its header has no sequence number');
+    let ended = false;
+    for (const frame of frames.slice(1)) {
+      if (ended) throw damagedFile(file, `frames follow its end marker at byte ${frame.offset}`);
+      let body: { table?: string; rows?: Array<[string, unknown]>; log?: Change[]; end?: boolean };
+      try {
+        body = JSON.parse(frame.payload.toString('utf8')) as typeof body;
+      } catch {
+        throw damagedFile(file, `the frame at byte ${frame.offset} is not JSON`);
+      }
+      if (body.end === true) ended = true;
+      else if (Array.isArray(body.log)) this.state.changeLog.append(body.log);
+      else if (typeof body.table === 'string' && Array.isArray(body.rows)) {
+        const table = this.state.tableNamed(body.table);
+        if (!table) throw damagedFile(file, `it holds a table "${body.table}" this fedgate does not know; was it written by a newer version?`);
+        for (const [key, value] of body.rows) table.apply(key, value, 0);
+      } else throw damagedFile(file, `the frame at byte ${frame.offset} is not a snapshot section`);
+    }
+    if (!ended) throw damagedFile(file, 'it has no end marker');
+    this.snapshotBytes = buffer.length;
+    return seq as number;
+  }
+
+  /** Replays the journal records after `snapshotSeq`; cuts off a torn tail; creates the journal when missing. */
+  private async readJournal(snapshotSeq: number): Promise<number> {
+    const file = this.journalPath;
+    let buffer: Buffer;
+    try {
+      buffer = await readFile(file);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw diskError('read the journal', file, error);
+      if (snapshotSeq > 0) this.log.warn({ file, snapshotSeq }, 'journal missing; starting from the snapshot alone');
+      const created = await this.createJournal().catch((error: unknown) => {
+        throw error instanceof RenamedUnsynced ? error.cause : error;
+      });
+      await created.close();
+      this.seq = snapshotSeq;
+      return 0;
+    }
+    const { frames, end, damage } = readFrames(buffer);
+    // The header is renamed into place with the empty journal: damage there is not a torn write.
+    if (frames.length === 0) throw damagedFile(file, damage ? `${damage.problem} at byte ${damage.offset} (its header)` : 'it is empty');
+    checkHeader(frames[0], file, JOURNAL_FORMAT);
+    this.journalHeaderBytes = (frames[0] as { end: number }).end;
+    let lastSeq = snapshotSeq;
+    let replayed = 0;
+    for (const frame of frames.slice(1)) {
+      const entry = decodeRecord(frame, file);
+      if (entry.seq <= snapshotSeq) continue;
+      if (entry.seq !== lastSeq + 1) {
+        throw damagedFile(file, `record ${entry.seq} at byte ${frame.offset} follows record ${lastSeq}: records are missing${snapshotSeq > 0 && lastSeq === snapshotSeq ? ` after the snapshot ${this.snapshotPath}` : ''}`);
+      }
+      for (const write of entry.record.writes) {
+        if (!this.state.tableNamed(write[0])) throw damagedFile(file, `the record at byte ${frame.offset} writes a table "${write[0]}" this fedgate does not know; was it written by a newer version?`);
+      }
+      try {
+        this.state.replay(entry.record);
+      } catch (error) {
+        throw damagedFile(file, `the record at byte ${frame.offset} cannot be applied: ${errorMessage(error)}`);
+      }
+      lastSeq = entry.seq;
+      replayed++;
+    }
+    const lastFrameSeq = frames.length > 1 ? Math.max(lastSeq, decodeRecord(frames[frames.length - 1] as (typeof frames)[number], file).seq) : lastSeq;
+    if (damage) {
+      if (laterBatchAfter(buffer, damage.offset, lastFrameSeq)) {
+        throw damagedFile(file, `${damage.problem} at byte ${damage.offset}, and records written after it were acknowledged; restore the data dir from a backup`);
+      }
+      try {
+        const handle = await open(file, 'r+');
+        try {
+          await handle.truncate(end);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+      } catch (error) {
+        throw diskError('cut the torn tail off the journal', file, error);
+      }
+      this.log.warn(
+        { file, offset: end, bytes: buffer.length - end, problem: damage.problem, lastSeq },
+        'journal ended in a torn record (a write cut short by a crash); cut it off — every acknowledged write before it is intact',
+      );
+    }
+    this.seq = lastSeq;
+    this.journalBytes = end;
+    return replayed;
+  }
+
+  /** A journal holding only its header, renamed into place; returns it open for appending. */
+  private async createJournal(): Promise<FileHandle> {
+    const header = encodeFrame(headerPayload(JOURNAL_FORMAT));
+    const handle = await this.writeAtomically(this.journalPath, 'create the journal', async (file) => {
+      await file.write(header, 0, header.length, 0);
+    });
+    this.journalHeaderBytes = header.length;
+    this.journalBytes = header.length;
+    return handle;
+  }
+
+  private async persist(records: readonly MutationRecord[]): Promise<void> {
+    if (this.broken) throw this.broken;
+    const journal = this.journal;
+    if (!journal) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `embedded store in ${this.dataDir} is not open`);
+    const batch = this.seq + 1;
+    let seq = this.seq;
+    const frames: Buffer[] = [];
+    for (const record of records) {
+      const payload = encodeRecord(record, seq + 1, batch, (table) => this.state.tableNamed(table)?.lifetime === 'durable');
+      if (payload === undefined) continue;
+      seq++;
+      frames.push(encodeFrame(payload));
+    }
+    if (frames.length === 0) return;
+    const bytes = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames);
+    try {
+      let written = 0;
+      while (written < bytes.length) {
+        const { bytesWritten } = await journal.write(bytes, written, bytes.length - written, this.journalBytes + written);
+        written += bytesWritten;
+      }
+    } catch (error) {
+      const failure = diskError('write the journal', this.journalPath, error);
+      try {
+        // Leave no partial record behind for the next batch to land after.
+        await journal.truncate(this.journalBytes);
+      } catch (truncateError) {
+        this.broken = diskError('repair the journal after a failed write (restart the controller once the disk is fixed)', this.journalPath, truncateError);
+        this.log.error({ err: this.broken.message }, 'embedded store refuses writes until restarted');
+        throw failure;
+      }
+      if (!this.failure) this.log.error({ err: failure.message }, 'embedded store cannot persist writes; refusing them (reads go on) until the disk takes writes again');
+      this.failure = failure;
+      throw failure;
+    }
+    try {
+      await journal.datasync();
+    } catch (error) {
+      // After a failed fsync the kernel may have dropped the dirty pages: what is on disk is
+      // unknown until the journal is read again.
+      this.broken = diskError('sync the journal (restart the controller once the disk is fixed)', this.journalPath, error);
+      this.log.error({ err: this.broken.message }, 'embedded store refuses writes until restarted');
+      throw this.broken;
+    }
+    this.journalBytes += bytes.length;
+    this.seq = seq;
+    if (this.failure) {
+      this.log.info({ file: this.journalPath }, 'embedded store persists writes again');
+      this.failure = undefined;
+    }
+  }
+
+  private async afterApply(): Promise<void> {
+    if ((this.journalBytes < this.compactAt && !this.compactionRequested) || this.broken) return;
+    this.compactionRequested = false;
+    await this.writeSnapshot().catch((error: unknown) => (this.compactionError = error));
+  }
+
+  private scheduleCompaction(): void {
+    this.compactAt = this.journalHeaderBytes + Math.max(this.compactAfterBytes, this.snapshotBytes);
+  }
+
+  /**
+   * Writes every durable table and the change log as the snapshot covering record `seq`, then
+   * starts an empty journal. Runs between batches (the flush loop waits), so the committed rows
+   * stand still meanwhile. A crash between the two renames leaves the old journal, whose records
+   * the new snapshot already covers: they are skipped at the next start.
+   */
+  private async writeSnapshot(): Promise<void> {
+    const started = performance.now();
+    const seq = this.seq;
+    const sections = this.state
+      .allTables()
+      .filter((table) => table.lifetime === 'durable')
+      .map((table) => ({ table: table.name, rows: [...table.rows] }));
+    const log = this.state.changeLog.all();
+    let bytes = 0;
+    try {
+      const snapshot = await this.writeAtomically(this.snapshotPath, 'write the snapshot', async (handle) => {
+        const write = async (payload: string): Promise<void> => {
+          const frame = encodeFrame(payload);
+          await handle.write(frame, 0, frame.length, bytes);
+          bytes += frame.length;
+        };
+        await write(headerPayload(SNAPSHOT_FORMAT, { seq }));
+        for (const section of sections) {
+          for (let i = 0; i < section.rows.length || i === 0; i += SNAPSHOT_CHUNK) {
+            await write(JSON.stringify({ table: section.table, rows: section.rows.slice(i, i + SNAPSHOT_CHUNK) }));
+          }
+        }
+        for (let i = 0; i < log.length; i += SNAPSHOT_CHUNK * 10) await write(JSON.stringify({ log: log.slice(i, i + SNAPSHOT_CHUNK * 10) }));
+        await write(JSON.stringify({ end: true }));
+      });
+      await snapshot.close();
+      this.snapshotBytes = bytes;
+      const previous = this.journal;
+      this.journal = await this.createJournal();
+      await previous?.close().catch(() => undefined);
+    } catch (error) {
+      if (error instanceof RenamedUnsynced) {
+        // The new journal is in place but its directory entry may not be on disk: records written
+        // to it could vanish with a crash. Nothing more is accepted until a restart.
+        this.broken = error.cause;
+        this.log.error({ err: error.cause.message }, 'embedded store refuses writes until restarted');
+        throw error.cause;
+      }
+      // The old journal goes on (the snapshot, if it was renamed, covers a prefix of it).
+      this.compactAt = this.journalBytes + this.compactAfterBytes;
+      this.log.warn({ err: errorMessage(error) }, 'journal compaction failed; the journal goes on and compaction is retried later');
+      throw error;
+    }
+    this.scheduleCompaction();
+    this.log.info({ seq, snapshotBytes: bytes, ms: Math.round(performance.now() - started) }, 'journal compacted into a snapshot');
+  }
+
+  /**
+   * Temp file, fsync, rename, directory fsync; returns the file open (read/write) under its final
+   * name. The temp file is removed when anything before the rename fails.
+   */
+  private async writeAtomically(path: string, action: string, fill: (handle: FileHandle) => Promise<void>): Promise<FileHandle> {
+    const temporary = `${path}${TEMPORARY_SUFFIX}`;
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(temporary, 'w+', 0o600);
+      await fill(handle);
+      await handle.sync();
+      await rename(temporary, path);
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      await unlink(temporary).catch(() => undefined);
+      throw diskError(action, path, error);
+    }
+    try {
+      await this.syncDataDir();
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw new RenamedUnsynced(diskError(`sync the data dir after renaming ${path} (restart the controller once the disk is fixed)`, this.dataDir, error));
+    }
+    return handle;
+  }
+
+  private async syncDataDir(): Promise<void> {
+    const dir = await open(this.dataDir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+
+  /** Left by a crash in the middle of a compaction; never read. */
+  private async removeTemporaries(): Promise<void> {
+    for (const path of [this.snapshotPath, this.journalPath]) {
+      try {
+        await unlink(`${path}${TEMPORARY_SUFFIX}`);
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw diskError('remove the temporary file', `${path}${TEMPORARY_SUFFIX}`, error);
+      }
+    }
+  }
+}
+
+/** A file was renamed into place but the directory could not be synced after it. */
+class RenamedUnsynced extends Error {
+  constructor(override readonly cause: StoreError) {
+    super(cause.message);
+  }
+}
