@@ -422,7 +422,7 @@ export class MemoryStore implements Store {
   }
 
   /** The one way state changes: see the class comment. */
-  protected async mutate<T>(fn: (tx: Transaction) => T, options: { probe?: boolean } = {}): Promise<T> {
+  protected async mutate<T>(fn: (tx: Transaction) => T, options: { force?: boolean } = {}): Promise<T> {
     if (this.closed) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `${this.kind} store is closed`);
     return this.state.mutate(fn, options);
   }

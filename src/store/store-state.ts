@@ -20,8 +20,8 @@ export interface MutationRecord {
   changes: Change[];
   /** The change log starts over before `changes` (a restore after state loss). */
   resetLog: boolean;
-  /** Persist even though nothing durable changed: a probe of the disk (`ping` after a failed write). */
-  probe: boolean;
+  /** Persist even though nothing durable changed (to run the sink, e.g. a requested compaction). */
+  force: boolean;
 }
 
 /** Where a durable store sends committed mutations before anyone may see them. */
@@ -191,7 +191,7 @@ export class ChangeLog {
  * leaves nothing behind.
  */
 export class Transaction {
-  readonly record: MutationRecord = { writes: [], changes: [], resetLog: false, probe: false };
+  readonly record: MutationRecord = { writes: [], changes: [], resetLog: false, force: false };
   private readonly undo: Array<() => void> = [];
 
   constructor(
@@ -243,13 +243,13 @@ export class Transaction {
     this.record.resetLog = true;
   }
 
-  probe(): void {
-    this.record.probe = true;
+  force(): void {
+    this.record.force = true;
   }
 
   get empty(): boolean {
-    const { writes, changes, resetLog, probe } = this.record;
-    return writes.length === 0 && changes.length === 0 && !resetLog && !probe;
+    const { writes, changes, resetLog, force } = this.record;
+    return writes.length === 0 && changes.length === 0 && !resetLog && !force;
   }
 
   rollback(): void {
@@ -316,14 +316,14 @@ export class StoreState {
    * other mutation interleaves with it. A mutation that wrote nothing (or threw) but may have read
    * writes not yet persisted answers only once those are; if they fail, it runs again.
    */
-  async mutate<T>(fn: (tx: Transaction) => T, options: { probe?: boolean } = {}): Promise<T> {
+  async mutate<T>(fn: (tx: Transaction) => T, options: { force?: boolean } = {}): Promise<T> {
     for (;;) {
       const observed = this.tail;
       const tx = new Transaction(++this.txCounter, (type) => this.tableFor(type));
       let value: T;
       try {
         value = fn(tx);
-        if (options.probe) tx.probe();
+        if (options.force) tx.force();
       } catch (error) {
         tx.rollback();
         if (observed === undefined || (await observed)) throw error;

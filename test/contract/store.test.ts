@@ -3,12 +3,14 @@
  * has is a bug in the contract or in that implementation.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes } from '../../src/core/errors.js';
+import { createRootLogger } from '../../src/core/logger.js';
 import type { Change } from '../../src/model/catalog.js';
-import { JournalStore, type JournalStoreOptions } from '../../src/store/journal/journal-store.js';
+import { encodeFrame, readFrames } from '../../src/store/journal/journal-format.js';
+import { JOURNAL_FILE, JournalStore, SNAPSHOT_FILE, type JournalStoreOptions } from '../../src/store/journal/journal-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis/redis-store.js';
 import type { Store, WatchEvent } from '../../src/store/store.js';
@@ -429,5 +431,219 @@ describe('RedisStore specifics', () => {
     const keys = (await redisCommand(redis.port, 'KEYS *tagged*')).split('\r\n').filter((line) => line.includes('tagged'));
     expect(keys.length).toBeGreaterThanOrEqual(8);
     for (const key of keys) expect(key.startsWith('{tagged}:')).toBe(true);
+  });
+});
+
+describe.each(factories.filter((f) => f.name !== 'MemoryStore'))('Durable store: $name', (factory) => {
+  it('gives a restarted controller everything back: catalog, revision, epoch, change log, tokens, audit, leases and statuses', async () => {
+    let store = await factory.create();
+    await store.open();
+    const now = Date.now();
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.createCluster(clusterRecord('b'), bundleRecord('b.acme.internal'));
+    await store.writeExports('a', { upserts: [exportRecord('a', 'payments'), exportRecord('a', 'orders')], deletes: [], replace: false });
+    await store.putPolicies([{ key: 'TrafficPolicy/default/p', kind: 'TrafficPolicy', namespace: 'default', name: 'p', document: { spec: { timeout: '1s' } } }]);
+    await store.setClusterState('b', 'draining', { by: 'alice', reason: 'maintenance', at: 7 });
+    await store.putToken('h', { cluster: 'c', expiresAt: now + 60_000, createdBy: 'alice', createdAt: now }, 120_000);
+    await store.appendAudit({ at: 1, actor: 'alice', action: 'drain', target: 'b', detail: 'maintenance' });
+    await store.renewLease('a', 'replica-1', now + 15_000);
+    await store.putGatewayStatus({ cluster: 'a', instance: 'gw-1', version: '0.1.0', connected: true, replica: 'r1', lastSeen: now, appliedRevision: 4, appliedPolicyRevision: 4, lastNack: '', lastNackRevision: 0, exports: 2, connectedAt: now });
+    const fence = await store.acquireLock('leader', 'replica-1', 60_000);
+    const before = { snapshot: await store.snapshot(), changes: await store.changesSince(0), audit: await store.listAudit(10), statuses: await store.listGatewayStatus() };
+
+    store = await factory.reopen(store);
+    expect(await store.snapshot()).toEqual(before.snapshot);
+    expect(await store.changesSince(0)).toEqual(before.changes);
+    expect(await store.listAudit(10)).toEqual(before.audit);
+    expect(await store.listGatewayStatus()).toEqual(before.statuses);
+    expect(await store.expiredLeases(now + 15_000)).toEqual(['a']);
+    expect(await store.expiredLeases(now + 14_999)).toEqual([]);
+    expect(await store.consumeToken('h', now, 'c')).toMatchObject({ status: 'ok' });
+    // Fencing tokens never repeat across a restart, whoever asks.
+    expect(await store.acquireLock('other', 'replica-2', 60_000)).toBeGreaterThan(fence as number);
+    // A watcher resumes from where a gateway left off.
+    const events = await collect(store.watch(3, new AbortController().signal), 2);
+    expect(events.map((e) => (e.kind === 'changes' ? e.revision : e.reason))).toEqual([4, 5]);
+    await store.close();
+  });
+});
+
+describe('JournalStore specifics', () => {
+  const logged = (): { log: ReturnType<typeof createRootLogger>; lines: Array<{ level: string; msg: string; file?: string }> } => {
+    const lines: Array<{ level: string; msg: string; file?: string }> = [];
+    return { lines, log: createRootLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } }) };
+  };
+  const journalAt = (dir: string): string => join(dir, JOURNAL_FILE);
+  const newDir = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedgate-journal-'));
+    dataDirs.push(dir);
+    return dir;
+  };
+  /** The records of a journal file as written: sequence number and batch of each. */
+  const recordsOf = (dir: string): Array<{ s: number; b: number }> =>
+    readFrames(readFileSync(journalAt(dir)))
+      .frames.slice(1)
+      .map((frame) => JSON.parse(frame.payload.toString('utf8')) as { s: number; b: number });
+  async function written(dir: string, exports: number): Promise<void> {
+    const store = new JournalStore({ dataDir: dir });
+    await store.open();
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    for (let i = 0; i < exports; i++) await store.writeExports('a', { upserts: [exportRecord('a', `svc-${i}`)], deletes: [], replace: false });
+    await store.close();
+  }
+
+  it('refuses writes before it is open: they would not be durable', async () => {
+    const store = new JournalStore({ dataDir: newDir() });
+    opened.push(store);
+    await expectCode(store.putBundle(bundleRecord('x', 1)), ErrorCodes.STORE_UNAVAILABLE, /is not open/);
+  });
+
+  it('commits concurrent writes together: one fsync for every write that arrived while the previous one ran', async () => {
+    const dir = newDir();
+    const store = new JournalStore({ dataDir: dir });
+    opened.push(store);
+    await store.open();
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    const revisions = await Promise.all(Array.from({ length: 32 }, (_, i) => store.writeExports('a', { upserts: [exportRecord('a', `svc-${i}`)], deletes: [], replace: false })));
+    expect([...revisions].sort((x, y) => (x as number) - (y as number))).toEqual(Array.from({ length: 32 }, (_, i) => i + 2));
+    const records = recordsOf(dir);
+    expect(records.map((r) => r.s)).toEqual(Array.from({ length: records.length }, (_, i) => i + 1));
+    // 32 writes issued at once share far fewer batches (each batch is one write + fsync).
+    const batches = new Set(records.slice(2).map((r) => r.b));
+    expect(batches.size).toBeLessThan(8);
+    await store.close();
+  });
+
+  it('journals results, not operations: the epoch, fencing tokens and revisions come back identical; locks do not survive', async () => {
+    const dir = newDir();
+    const store = new JournalStore({ dataDir: dir });
+    opened.push(store);
+    const { epoch } = await store.open();
+    const t1 = await store.acquireLock('leader', 'r1', 60_000);
+    const t2 = await store.acquireLock('restore', 'r1', 60_000);
+    await store.putBundle(bundleRecord('x', 1));
+    await store.close();
+    const again = new JournalStore({ dataDir: dir });
+    opened.push(again);
+    expect(await again.open()).toEqual({ epoch, created: false });
+    expect(await again.revision()).toBe(1);
+    // The lock died with its holder's process (one controller per data dir); its token is not handed out again.
+    const t3 = await again.acquireLock('leader', 'r2', 60_000);
+    expect([t1, t2, t3]).toEqual([1, 2, 3]);
+    await again.close();
+  });
+
+  it('cuts a torn last record off with one log line, and keeps everything before it', async () => {
+    const dir = newDir();
+    await written(dir, 5);
+    const intact = statSync(journalAt(dir)).size;
+    // The start of a record whose write a crash interrupted.
+    // (`written` left records 1–7: the epoch, the cluster, five exports.)
+    const torn = encodeFrame(JSON.stringify({ s: 8, b: 8, c: [{ revision: 7, type: 'bundle', key: 'late', op: 'put', value: bundleRecord('late', 1) }] }));
+    appendFileSync(journalAt(dir), torn.subarray(0, torn.length - 10));
+    const { log, lines } = logged();
+    const store = new JournalStore({ dataDir: dir, log });
+    opened.push(store);
+    await store.open();
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([
+      expect.objectContaining({ file: journalAt(dir), msg: 'journal ended in a torn record (a write cut short by a crash); cut it off — every acknowledged write before it is intact' }),
+    ]);
+    expect(statSync(journalAt(dir)).size).toBe(intact);
+    expect(await store.revision()).toBe(6);
+    expect(await store.listExports('a')).toHaveLength(5);
+    expect(await store.putBundle(bundleRecord('late', 1))).toEqual({ revision: 7 });
+    await store.close();
+    const { log: quiet, lines: none } = logged();
+    const again = new JournalStore({ dataDir: dir, log: quiet });
+    opened.push(again);
+    await again.open();
+    expect(none.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(await again.revision()).toBe(7);
+    await again.close();
+  });
+
+  it('treats damage inside the last batch as torn (pages of one write reach the disk in any order), and damage before a later batch as corruption', async () => {
+    const record = (s: number, b: number): Buffer => encodeFrame(JSON.stringify({ s, b, c: [{ revision: s - 1, type: 'bundle', key: `td-${s}`, op: 'put', value: bundleRecord(`td-${s}`, 1) }], w: [['meta', 'revision', s - 1]] }));
+    const zeroed = (frame: Buffer): Buffer => Buffer.concat([Buffer.alloc(frame.length - 20), frame.subarray(frame.length - 20)]);
+
+    // One batch (records 8–10, batch 8): its middle record never reached the disk, its last one did.
+    const torn = newDir();
+    await written(torn, 5);
+    appendFileSync(journalAt(torn), Buffer.concat([record(8, 8), zeroed(record(9, 8)), record(10, 8)]));
+    const store = new JournalStore({ dataDir: torn });
+    opened.push(store);
+    await store.open();
+    expect(await store.revision()).toBe(7);
+    expect((await store.listBundles()).map((b) => b.trustDomain).sort()).toEqual(['a.acme.internal', 'td-8']);
+    await store.close();
+
+    // The same damage, but a later batch (10) follows: the damaged record had been acknowledged.
+    const corrupt = newDir();
+    await written(corrupt, 5);
+    appendFileSync(journalAt(corrupt), Buffer.concat([record(8, 8), zeroed(record(9, 9)), record(10, 10)]));
+    const content = readFileSync(journalAt(corrupt));
+    const refused = new JournalStore({ dataDir: corrupt });
+    opened.push(refused);
+    await expectCode(refused.open(), ErrorCodes.STORE_UNAVAILABLE, `embedded store file ${journalAt(corrupt)} is damaged: impossible frame length 0 at byte`);
+    await expect(refused.open()).rejects.toThrow('and records written after it were acknowledged; restore the data dir from a backup');
+    // Nothing was cut, and the lock was given back.
+    expect(readFileSync(journalAt(corrupt)).equals(content)).toBe(true);
+    expect(readdirSync(corrupt)).not.toContain('controller.lock');
+  });
+
+  it('refuses a journal of a newer format version, naming the file, and leaves it untouched', async () => {
+    const dir = newDir();
+    await written(dir, 2);
+    const original = readFileSync(journalAt(dir));
+    const header = readFrames(original).frames[0] as { end: number };
+    const newer = Buffer.concat([encodeFrame(JSON.stringify({ format: 'fedgate-store-journal', version: 2 })), original.subarray(header.end)]);
+    writeFileSync(journalAt(dir), newer);
+    const store = new JournalStore({ dataDir: dir });
+    opened.push(store);
+    await expectCode(
+      store.open(),
+      ErrorCodes.STORE_UNAVAILABLE,
+      `embedded store file ${journalAt(dir)} has format version 2, newer than this fedgate reads (1); run the fedgate version that wrote it (or a newer one)`,
+    );
+    expect(readFileSync(journalAt(dir)).equals(newer)).toBe(true);
+    writeFileSync(journalAt(dir), Buffer.concat([encodeFrame(JSON.stringify({ format: 'something-else', version: 1 })), original.subarray(header.end)]));
+    await expectCode(store.open(), ErrorCodes.STORE_UNAVAILABLE, `embedded store file ${journalAt(dir)} is not a fedgate-store-journal file`);
+  });
+
+  it('refuses a journal whose records do not continue the snapshot (a snapshot removed by hand)', async () => {
+    const dir = newDir();
+    const store = new JournalStore({ dataDir: dir });
+    opened.push(store);
+    await store.open();
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    await store.compact();
+    await store.putBundle(bundleRecord('x', 1));
+    await store.close();
+    rmSync(join(dir, SNAPSHOT_FILE));
+    await expectCode(new JournalStore({ dataDir: dir }).open(), ErrorCodes.STORE_UNAVAILABLE, /follows record 0: records are missing/);
+  });
+
+  it('compacts the journal into a snapshot as it grows, so it stays small, and loses nothing', async () => {
+    const dir = newDir();
+    const store = new JournalStore({ dataDir: dir, compactAfterBytes: 64 * 1024 });
+    opened.push(store);
+    await store.open();
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    for (let round = 0; round < 20; round++) {
+      await store.writeExports('a', { upserts: Array.from({ length: 500 }, (_, i) => exportRecord('a', `svc-${i}`, { readyEndpoints: round })), deletes: [], replace: true });
+    }
+    const before = await store.snapshot();
+    await store.close();
+    // 20 rewrites of 500 exports (~4 MB of records): the journal never outgrows the snapshot (which
+    // also holds the change log's window) by more than the batch that crossed the line.
+    const journalBytes = statSync(journalAt(dir)).size;
+    expect(journalBytes).toBeLessThan(Math.max(64 * 1024, statSync(join(dir, SNAPSHOT_FILE)).size) + 300 * 1024);
+    expect(readdirSync(dir).sort()).toEqual([JOURNAL_FILE, SNAPSHOT_FILE]);
+    const again = new JournalStore({ dataDir: dir });
+    opened.push(again);
+    await again.open();
+    expect(await again.snapshot()).toEqual(before);
+    expect((await again.listExports('a')).every((e) => e.readyEndpoints === 19)).toBe(true);
+    await again.close();
   });
 });

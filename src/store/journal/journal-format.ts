@@ -123,7 +123,7 @@ export interface JournalEntry {
  */
 export function encodeRecord(record: MutationRecord, seq: number, batch: number, durable: (table: string) => boolean): string | undefined {
   const writes = record.writes.filter((write) => durable(write[0]));
-  if (writes.length === 0 && record.changes.length === 0 && !record.resetLog && !record.probe) return undefined;
+  if (writes.length === 0 && record.changes.length === 0 && !record.resetLog && !record.force) return undefined;
   const out: { s: number; b: number; w?: TableWrite[]; c?: Change[]; r?: 1 } = { s: seq, b: batch };
   if (writes.length > 0) out.w = writes;
   if (record.changes.length > 0) out.c = record.changes;
@@ -143,7 +143,7 @@ export function decodeRecord(frame: Frame, file: string): JournalEntry {
   return {
     seq: value.s as number,
     batch: value.b as number,
-    record: { writes: writes as TableWrite[], changes: changes as Change[], resetLog: value.r === 1, probe: false },
+    record: { writes: writes as TableWrite[], changes: changes as Change[], resetLog: value.r === 1, force: false },
   };
 }
 

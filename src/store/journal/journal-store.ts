@@ -1,5 +1,5 @@
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ErrorCodes, StoreError, errorMessage } from '../../core/errors.js';
 import { createSilentLogger, type Logger } from '../../core/logger.js';
 import type { Change } from '../../model/catalog.js';
@@ -34,6 +34,8 @@ export interface JournalStoreOptions extends MemoryStoreOptions {
 export const JOURNAL_FILE = 'store.journal';
 export const SNAPSHOT_FILE = 'store.snapshot';
 const TEMPORARY_SUFFIX = '.tmp';
+/** What `ping()` writes to see whether a disk that refused a write takes writes again. */
+const PROBE_BYTES = 16 * 1024;
 /** Rows per snapshot frame: keeps every frame small and the event loop free between frames. */
 const SNAPSHOT_CHUNK = 1000;
 
@@ -122,8 +124,13 @@ export class JournalStore extends MemoryStore {
     await super.ping();
     if (this.broken) throw this.broken;
     if (!this.journal) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `embedded store in ${this.dataDir} is not open`);
-    // After a failed write, only a write can tell whether the disk takes them again.
-    if (this.failure) await this.mutate(() => undefined, { probe: true });
+    if (this.failure) {
+      // Only a write can tell whether the disk takes writes again; one with some room to spare,
+      // so a disk with a few bytes left does not flap between available and not.
+      if (!(await this.probeDisk())) throw this.failure;
+      this.log.info({ dataDir: this.dataDir }, 'embedded store data dir takes writes again');
+      this.failure = undefined;
+    }
   }
 
   /** Rewrites the journal as a snapshot now (at start, tests, benchmarks; it also happens on its own). */
@@ -131,12 +138,12 @@ export class JournalStore extends MemoryStore {
     // Compaction runs in the flush loop, between batches, where nothing else writes the journal.
     this.compactionRequested = true;
     this.compactionError = undefined;
-    await this.mutate(() => undefined, { probe: true });
+    await this.mutate(() => undefined, { force: true });
     await this.state.settled();
     if (this.compactionError) throw this.compactionError;
   }
 
-  protected override async mutate<T>(fn: (tx: Transaction) => T, options: { probe?: boolean } = {}): Promise<T> {
+  protected override async mutate<T>(fn: (tx: Transaction) => T, options: { force?: boolean } = {}): Promise<T> {
     // Before load() there is nowhere to journal to: a write then would be silently volatile.
     if (!this.journal) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `embedded store in ${this.dataDir} is not open`);
     return super.mutate(fn, options);
@@ -145,7 +152,7 @@ export class JournalStore extends MemoryStore {
   private async loadFromDisk(): Promise<void> {
     const started = performance.now();
     try {
-      await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+      await makeDirectory(this.dataDir);
     } catch (error) {
       throw diskError('create the data dir', this.dataDir, error);
     }
@@ -446,15 +453,50 @@ export class JournalStore extends MemoryStore {
     }
   }
 
-  /** Left by a crash in the middle of a compaction; never read. */
+  /** Writes and removes PROBE_BYTES beside the journal; true when the disk took them. */
+  private async probeDisk(): Promise<boolean> {
+    const path = join(this.dataDir, `probe${TEMPORARY_SUFFIX}`);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(path, 'w', 0o600);
+      await handle.write(Buffer.alloc(PROBE_BYTES), 0, PROBE_BYTES, 0);
+      await handle.sync();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await handle?.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+    }
+  }
+
+  /** Left by a crash in the middle of a compaction or a probe; never read. */
   private async removeTemporaries(): Promise<void> {
-    for (const path of [this.snapshotPath, this.journalPath]) {
+    for (const path of [this.snapshotPath, this.journalPath, join(this.dataDir, 'probe')]) {
       try {
         await unlink(`${path}${TEMPORARY_SUFFIX}`);
       } catch (error) {
         if (errnoOf(error) !== 'ENOENT') throw diskError('remove the temporary file', `${path}${TEMPORARY_SUFFIX}`, error);
       }
     }
+  }
+}
+
+/**
+ * mkdir -p, mode 0700, reporting the real errno: a recursive mkdir reports ENOENT where the file
+ * system is read-only.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+    await makeDirectory(dirname(dir));
+    await mkdir(dir, { mode: 0o700 }).catch((again: unknown) => {
+      if (errnoOf(again) !== 'EEXIST') throw again;
+    });
   }
 }
 
