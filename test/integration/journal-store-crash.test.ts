@@ -8,9 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectAdmin, readAdminCredentials } from '../../src/cli/controller-api.js';
 import { createRootLogger } from '../../src/core/logger.js';
 import type { Change } from '../../src/model/catalog.js';
 import { JournalStore } from '../../src/store/journal/journal-store.js';
+import { eventually, exportSpec, joinSimulatedGateway, writeFederationYaml } from '../support/control-plane.js';
+import { freePorts } from '../support/ports.js';
+import { FedgateProcess, runFedgate, waitForHttp } from '../support/processes.js';
 
 const CHILD = join(process.cwd(), 'test', 'support', 'journal-store-child.mjs');
 
@@ -198,5 +202,67 @@ describe('JournalStore on a full or read-only disk', () => {
     const view = join(mountPoint, 'read-only');
     expect(report.readOnly.open).toEqual({ ok: false, code: 'FEDGATE_ERR_STORE_UNAVAILABLE', message: `embedded store: cannot create the lock file ${join(view, 'controller.lock')}: EROFS (read-only file system)` });
     expect(report.readOnly.openMissing).toEqual({ ok: false, code: 'FEDGATE_ERR_STORE_UNAVAILABLE', message: `embedded store: cannot create the data dir ${join(view, 'missing')}: EROFS (read-only file system)` });
+  });
+});
+
+describe('fedgate controller on its default (embedded) store', () => {
+  it('comes back from SIGKILL with every cluster, export, policy, revision and audit entry, and refuses a second controller on its data dir in one line', async () => {
+    const dir = tempDir('journal-controller');
+    const [api, joinPort, admin] = (await freePorts(3)) as [number, number, number];
+    const config = writeFederationYaml({ dir, name: 'federation', pkiDir: join(dir, 'controller-pki'), ports: { api, join: joinPort, admin }, store: {} });
+    const processes: FedgateProcess[] = [];
+    const connections: Array<{ close(): void }> = [];
+    const start = async (): Promise<FedgateProcess> => {
+      const controller = FedgateProcess.start('controller', ['controller', '--config', config]);
+      processes.push(controller);
+      await waitForHttp(`http://127.0.0.1:${admin}/readyz`, 200, 20_000, controller);
+      return controller;
+    };
+    const connect = () => {
+      const connection = connectAdmin(`127.0.0.1:${api}`, readAdminCredentials(join(dir, 'controller-pki', 'admin')));
+      connections.push(connection);
+      return connection;
+    };
+    const policy = { key: '', kind: '', namespace: '', name: '', json: JSON.stringify({ apiVersion: 'fedgate.io/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'payments', namespace: 'default' }, spec: { timeout: '2s' } }), revision: 0 };
+    const gateways: Array<{ stop(): void }> = [];
+    try {
+      const first = await start();
+      const east = await joinSimulatedGateway(connect(), dir, 'us-east', { apiAddresses: [`127.0.0.1:${api}`], exports: [exportSpec('payments')] });
+      gateways.push(east);
+      const west = await joinSimulatedGateway(connect(), dir, 'us-west', { apiAddresses: [`127.0.0.1:${api}`] });
+      gateways.push(west);
+      await connect().call.putPolicies({ policies: [policy], sources: ['payments.yaml'] });
+      await eventually(() => west.catalog.data.services.has('default/payments') && west.catalog.data.policies.has('TrafficPolicy/default/payments'), 'us-west holds the export and the policy');
+      const before = await connect().call.status({});
+      expect(before.clusters.map((c) => c.info?.name)).toEqual(['us-east', 'us-west']);
+
+      // A second controller on the same data dir (other ports): one line, exit 1.
+      const [api2, join2, admin2] = (await freePorts(3)) as [number, number, number];
+      const secondConfig = writeFederationYaml({ dir, name: 'second', pkiDir: join(dir, 'controller-pki'), ports: { api: api2, join: join2, admin: admin2 }, store: {} });
+      const second = await runFedgate(['controller', '--config', secondConfig]);
+      expect(second.code).toBe(1);
+      expect(second.stderr.trim()).toBe(
+        `fedgate: data dir ${join(dir, 'state', 'controller')} is in use by controller pid ${first.pid}; the embedded store allows one replica — use Redis for several (lock file ${join(dir, 'state', 'controller', 'controller.lock')}) (FEDGATE_ERR_STORE_UNAVAILABLE)`,
+      );
+
+      await first.kill('SIGKILL');
+      for (const gateway of gateways.splice(0)) gateway.stop();
+      for (const connection of connections.splice(0)) connection.close();
+      await start();
+      const after = await connect().call.status({});
+      expect(after.epoch).toBe(before.epoch);
+      expect(after.revision).toBe(before.revision);
+      expect(after.policyRevision).toBe(before.policyRevision);
+      expect(after.clusters.map((c) => [c.info?.name, c.info?.trustDomain])).toEqual(before.clusters.map((c) => [c.info?.name, c.info?.trustDomain]));
+      expect(after.services).toEqual(before.services);
+      expect(after.services.map((s) => [s.namespace, s.name, s.clusters])).toEqual([['default', 'payments', ['us-east']]]);
+      expect(after.audit).toEqual(before.audit);
+      const policies = await connect().call.listPolicies({});
+      expect(policies.policies.map((p) => p.key)).toEqual(['TrafficPolicy/default/payments']);
+    } finally {
+      for (const gateway of gateways) gateway.stop();
+      for (const connection of connections) connection.close();
+      await Promise.all(processes.map((p) => p.stop()));
+    }
   });
 });
