@@ -201,15 +201,21 @@ export class MemoryStore implements Store {
   async writeExports(cluster: string, write: ExportsWrite): Promise<number | undefined> {
     return this.mutate((tx) => {
       if (!tx.has(this.clusters, cluster)) throw new StoreError(ErrorCodes.CLUSTER_NOT_FOUND, `cluster "${cluster}" is not registered`);
-      const existing = new Map(tx.entries(this.exports, cluster).map(([, record]) => [serviceKey(record.namespace, record.name), record]));
+      // Point lookups: a write of one export to a cluster of 10,000 must not walk the other 9,999.
+      const rowKey = (service: string): string => `${cluster}/${service}`;
       const upsertKeys = new Set(write.upserts.map((u) => serviceKey(u.namespace, u.name)));
       const deletes = new Set(write.deletes);
-      if (write.replace) for (const key of existing.keys()) if (!upsertKeys.has(key)) deletes.add(key);
-      const upserts = write.upserts.filter((u) => JSON.stringify(existing.get(serviceKey(u.namespace, u.name))) !== JSON.stringify(u));
-      const realDeletes = [...deletes].filter((key) => existing.has(key) && !upsertKeys.has(key));
-      if (upserts.length === 0 && realDeletes.length === 0) return undefined;
+      if (write.replace) {
+        for (const [key] of tx.entries(this.exports, cluster)) {
+          const service = key.slice(cluster.length + 1);
+          if (!upsertKeys.has(service)) deletes.add(service);
+        }
+      }
+      const upserts = write.upserts.filter((u) => JSON.stringify(tx.get(this.exports, exportKey(u))) !== JSON.stringify(u));
+      const removed = [...deletes].filter((service) => !upsertKeys.has(service)).map((service) => tx.get(this.exports, rowKey(service))).filter((record) => record !== undefined);
+      if (upserts.length === 0 && removed.length === 0) return undefined;
       return this.stamp(tx, (revision) => [
-        ...realDeletes.map((key): Change => ({ revision, type: 'export', key: exportKey(existing.get(key) as ExportRecord), op: 'delete' })),
+        ...removed.map((record): Change => ({ revision, type: 'export', key: exportKey(record), op: 'delete' })),
         ...upserts.map((record): Change => ({ revision, type: 'export', key: exportKey(record), op: 'put', value: structuredClone(record) })),
       ]);
     });
