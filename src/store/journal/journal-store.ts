@@ -34,6 +34,8 @@ export interface JournalStoreOptions extends MemoryStoreOptions {
 export const JOURNAL_FILE = 'store.journal';
 export const SNAPSHOT_FILE = 'store.snapshot';
 const TEMPORARY_SUFFIX = '.tmp';
+/** Errors a disk recovers from once space is freed. */
+const SPACE_ERRORS = new Set(['ENOSPC', 'EDQUOT']);
 /** What `ping()` writes to see whether a disk that refused a write takes writes again. */
 const PROBE_BYTES = 16 * 1024;
 /** Rows per snapshot frame: keeps every frame small and the event loop free between frames. */
@@ -53,8 +55,10 @@ const SNAPSHOT_CHUNK = 1000;
  * - One process per data dir (`controller.lock`); the store is single-replica by design.
  * - A write that cannot be persisted (disk full, read-only, I/O error) is refused with
  *   STORE_UNAVAILABLE naming the path and errno, nothing of it becomes visible, reads go on, and
- *   `ping()` reports unavailable until the disk takes writes again. After a failed fsync the page
- *   cache can no longer be trusted: every write is refused until a restart re-reads the journal.
+ *   `ping()` reports unavailable until the disk takes writes again. After an fsync that failed for
+ *   another reason than space (EIO), the page cache can no longer be trusted: every write is
+ *   refused until a restart re-reads the journal.
+ * - What survives a restart is decided per table in MemoryStore (locks do not).
  */
 export class JournalStore extends MemoryStore {
   override readonly kind = 'journal' as const;
@@ -318,34 +322,34 @@ export class JournalStore extends MemoryStore {
     }
     if (frames.length === 0) return;
     const bytes = frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames);
+    let action = 'write the journal';
     try {
       let written = 0;
       while (written < bytes.length) {
         const { bytesWritten } = await journal.write(bytes, written, bytes.length - written, this.journalBytes + written);
         written += bytesWritten;
       }
+      action = 'sync the journal';
+      await journal.datasync();
     } catch (error) {
-      const failure = diskError('write the journal', this.journalPath, error);
+      const failure = diskError(action, this.journalPath, error);
+      // A failed fsync other than for space (EIO) may have dropped pages of earlier writes from the
+      // cache unwritten: what is on disk is unknown until the journal is read again.
+      const lostPages = action === 'sync the journal' && !SPACE_ERRORS.has(errnoOf(error) ?? '');
       try {
-        // Leave no partial record behind for the next batch to land after.
+        if (lostPages) throw error;
+        // Leave no partial batch behind for the next one to land after.
         await journal.truncate(this.journalBytes);
-      } catch (truncateError) {
-        this.broken = diskError('repair the journal after a failed write (restart the controller once the disk is fixed)', this.journalPath, truncateError);
+        if (action === 'sync the journal') await journal.datasync();
+      } catch (repairError) {
+        const cause = diskError(lostPages ? action : 'repair the journal after a failed write', this.journalPath, repairError);
+        this.broken = new StoreError(ErrorCodes.STORE_UNAVAILABLE, `${cause.message}; writes are refused until the controller restarts (once the disk is fixed)`, { cause: repairError });
         this.log.error({ err: this.broken.message }, 'embedded store refuses writes until restarted');
-        throw failure;
+        throw this.broken;
       }
       if (!this.failure) this.log.error({ err: failure.message }, 'embedded store cannot persist writes; refusing them (reads go on) until the disk takes writes again');
       this.failure = failure;
       throw failure;
-    }
-    try {
-      await journal.datasync();
-    } catch (error) {
-      // After a failed fsync the kernel may have dropped the dirty pages: what is on disk is
-      // unknown until the journal is read again.
-      this.broken = diskError('sync the journal (restart the controller once the disk is fixed)', this.journalPath, error);
-      this.log.error({ err: this.broken.message }, 'embedded store refuses writes until restarted');
-      throw this.broken;
     }
     this.journalBytes += bytes.length;
     this.seq = seq;
@@ -445,12 +449,7 @@ export class JournalStore extends MemoryStore {
   }
 
   private async syncDataDir(): Promise<void> {
-    const dir = await open(this.dataDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDirectory(this.dataDir);
   }
 
   /** Writes and removes PROBE_BYTES beside the journal; true when the disk took them. */
@@ -489,6 +488,8 @@ export class JournalStore extends MemoryStore {
 async function makeDirectory(dir: string): Promise<void> {
   try {
     await mkdir(dir, { mode: 0o700 });
+    // The new directory's own entry must be on disk too, before anything inside it counts.
+    await syncDirectory(dirname(dir));
   } catch (error) {
     const code = errnoOf(error);
     if (code === 'EEXIST') return;
@@ -497,6 +498,16 @@ async function makeDirectory(dir: string): Promise<void> {
     await mkdir(dir, { mode: 0o700 }).catch((again: unknown) => {
       if (errnoOf(again) !== 'EEXIST') throw again;
     });
+    await syncDirectory(dirname(dir));
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
