@@ -358,7 +358,8 @@ export class StoreState {
     this.changeLog.reset();
   }
 
-  private tableFor(type: ResourceType): Table<unknown> {
+  /** The table a catalog change of `type` writes. */
+  tableFor(type: ResourceType): Table<unknown> {
     const table = this.byChangeType.get(type);
     if (!table) throw new Error(`no table holds ${type} changes`);
     return table;

@@ -218,7 +218,21 @@ export class JournalStore extends MemoryStore {
         throw damagedFile(file, `the frame at byte ${frame.offset} is not JSON`);
       }
       if (body.end === true) ended = true;
-      else if (Array.isArray(body.log)) this.state.changeLog.append(body.log);
+      else if (Array.isArray(body.log)) {
+        for (const change of body.log as Array<Change & { current?: 1 }>) {
+          if (change.current !== 1) continue;
+          let row: unknown;
+          try {
+            row = this.state.tableFor(change.type).rows.get(change.key);
+          } catch {
+            row = undefined;
+          }
+          if (row === undefined) throw damagedFile(file, `its change log refers to ${change.type} "${change.key}", which it does not hold`);
+          change.value = row as Change['value'];
+          delete change.current;
+        }
+        this.state.changeLog.append(body.log);
+      }
       else if (typeof body.table === 'string' && Array.isArray(body.rows)) {
         const table = this.state.tableNamed(body.table);
         if (!table) throw damagedFile(file, `it holds a table "${body.table}" this fedgate does not know; was it written by a newer version?`);
@@ -397,7 +411,14 @@ export class JournalStore extends MemoryStore {
             await write(JSON.stringify({ table: section.table, rows: section.rows.slice(i, i + SNAPSHOT_CHUNK) }));
           }
         }
-        for (let i = 0; i < log.length; i += SNAPSHOT_CHUNK * 10) await write(JSON.stringify({ log: log.slice(i, i + SNAPSHOT_CHUNK * 10) }));
+        for (let i = 0; i < log.length; i += SNAPSHOT_CHUNK * 10) {
+          // A change whose value is still its row's is written without it (`"current":1`): the
+          // row is in the snapshot already, and loading shares one object between the two.
+          const chunk = log.slice(i, i + SNAPSHOT_CHUNK * 10).map((change) =>
+            change.op === 'put' && this.state.tableFor(change.type).rows.get(change.key) === change.value ? { revision: change.revision, type: change.type, key: change.key, op: 'put', current: 1 } : change,
+          );
+          await write(JSON.stringify({ log: chunk }));
+        }
         await write(JSON.stringify({ end: true }));
       });
       await snapshot.close();
