@@ -7,7 +7,7 @@
  *   WRITES=2000 EXPORTS=10000 DIR=/var/lib/fedgate-bench npm run bench:store
  */
 import { mkdtempSync, openSync, closeSync, fdatasyncSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExportRecord } from '../src/model/catalog.js';
 import { JOURNAL_FILE, JournalStore, SNAPSHOT_FILE } from '../src/store/journal/journal-store.js';
@@ -90,7 +90,7 @@ const row = (name: string, perSecond: number, latencies: number[]): string =>
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(ROOT, 'fedgate-bench-store-'));
   try {
-    console.log(`data dir under ${ROOT}; ${WRITES} writes per run (one export change each)`);
+    console.log(`data dir under ${ROOT}; ${WRITES} writes per run (one export change each); load average at start ${loadavg()[0]?.toFixed(1)}`);
     const fsync = rawFdatasync(dir, 200);
     console.log(`raw write + fdatasync of 300 bytes on this disk: p50 ${percentile(fsync, 50).toFixed(2)} ms, p99 ${percentile(fsync, 99).toFixed(2)} ms`);
     console.log('');
@@ -147,6 +147,7 @@ async function main(): Promise<void> {
     console.log(`| journal only (never compacted) | ${(journalOnly / 1048576).toFixed(1)} MiB | ${fromJournal.ms.toFixed(0)} |`);
     console.log(`| snapshot (after compaction) | ${(snapshotBytes / 1048576).toFixed(1)} MiB | ${fromSnapshot.ms.toFixed(0)} |`);
     console.log(`compaction (writing that snapshot, writes wait meanwhile): ${compactMs.toFixed(0)} ms`);
+    console.log(`load average at the end: ${loadavg()[0]?.toFixed(1)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -47,6 +47,11 @@ interface Lock {
  * JournalStore durable without code of its own per method: it journals the rows each mutation
  * wrote. A new method gets durability by keeping its state in a table (declared here, with its
  * lifetime) and writing it inside `mutate()`; reads outside a mutation use `table.rows`.
+ *
+ * What outlives a restart of a durable store is decided per table below. The catalog, the
+ * revision, the epoch, the fencing counter, join tokens and the audit log are durable, and so is
+ * the change log's window (kept from the changes each record carries), so gateways resume with
+ * deltas after a controller restart.
  */
 export class MemoryStore implements Store {
   readonly kind: 'memory' | 'journal' = 'memory';
