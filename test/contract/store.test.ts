@@ -3,7 +3,7 @@
  * has is a bug in the contract or in that implementation.
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes } from '../../src/core/errors.js';
@@ -491,6 +491,24 @@ describe('JournalStore specifics', () => {
     for (let i = 0; i < exports; i++) await store.writeExports('a', { upserts: [exportRecord('a', `svc-${i}`)], deletes: [], replace: false });
     await store.close();
   }
+
+  it('judges a lock written on another host by its refreshes: kept is in use, untouched for a minute is stale', async () => {
+    const dir = newDir();
+    const lock = join(dir, 'controller.lock');
+    writeFileSync(lock, `${JSON.stringify({ pid: 4242, host: 'old-pod-7f9c', start: '1' })}\n`);
+    await expectCode(
+      new JournalStore({ dataDir: dir }).open(),
+      ErrorCodes.STORE_UNAVAILABLE,
+      `data dir ${dir} is in use by controller pid 4242 on host old-pod-7f9c (taken over once not refreshed for 60 s); the embedded store allows one replica`,
+    );
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(lock, twoMinutesAgo, twoMinutesAgo);
+    const store = new JournalStore({ dataDir: dir });
+    opened.push(store);
+    await store.open();
+    expect(JSON.parse(readFileSync(lock, 'utf8'))).toMatchObject({ pid: process.pid });
+    await store.close();
+  });
 
   it('refuses writes before it is open: they would not be durable', async () => {
     const store = new JournalStore({ dataDir: newDir() });

@@ -1,10 +1,17 @@
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes, StoreError } from '../../core/errors.js';
 import { diskError, errnoOf } from './disk-error.js';
 
 export const LOCK_FILE = 'controller.lock';
+/** The owner touches its lock this often, so a lock from another host shows whether it is kept. */
+export const LOCK_REFRESH_MS = 10_000;
+/**
+ * A lock written on another host (a volume moved to a new pod) whose owner cannot be asked: stale
+ * once untouched for this long.
+ */
+const FOREIGN_LOCK_STALE_MS = 60_000;
 
 interface Owner {
   pid: number;
@@ -16,7 +23,8 @@ interface Owner {
 /**
  * One controller per data dir: a lock file created exclusively (O_EXCL) holding the owner's pid.
  * A lock left by a process that is gone (SIGKILL, power loss) is taken over; a live owner's is
- * refused with an error naming it.
+ * refused with an error naming it. The owner also refreshes the file's mtime: a lock from another
+ * host, whose pid means nothing here, is stale once it has not been refreshed for a minute.
  */
 export class DataDirLock {
   private constructor(
@@ -44,8 +52,8 @@ export class DataDirLock {
           await new Promise((resolve) => setTimeout(resolve, 100));
           continue;
         }
-      } else if (isAlive(owner)) {
-        const where = owner.host === hostname() ? '' : ` on host ${owner.host}`;
+      } else if (isAlive(owner, file)) {
+        const where = owner.host === hostname() ? '' : ` on host ${owner.host} (taken over once not refreshed for ${FOREIGN_LOCK_STALE_MS / 1000} s)`;
         const self = owner.pid === process.pid && owner.host === hostname() ? ' (this process)' : '';
         throw new StoreError(
           ErrorCodes.STORE_UNAVAILABLE,
@@ -55,6 +63,16 @@ export class DataDirLock {
       takeOver(file, raw);
     }
     throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `data dir ${dir}: could not take the lock file ${file}: it kept changing`);
+  }
+
+  /** Marks the lock as kept (see FOREIGN_LOCK_STALE_MS); failures are left to the next refresh. */
+  refresh(): void {
+    try {
+      const now = new Date();
+      utimesSync(this.file, now, now);
+    } catch {
+      // A read-only or vanished file: the store reports its own errors.
+    }
   }
 
   /** Removes the lock file, unless it is no longer ours. */
@@ -137,9 +155,9 @@ function parseOwner(raw: string): Owner | undefined {
   return undefined;
 }
 
-function isAlive(owner: Owner): boolean {
-  // A process on another host (a shared volume) cannot be checked from here: assume it runs.
-  if (owner.host !== hostname()) return true;
+function isAlive(owner: Owner, file: string): boolean {
+  // A process on another host (a volume that moved) cannot be asked: its refreshes tell.
+  if (owner.host !== hostname()) return Date.now() - mtimeMs(file) < FOREIGN_LOCK_STALE_MS;
   try {
     process.kill(owner.pid, 0);
   } catch (error) {

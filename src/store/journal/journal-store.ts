@@ -5,7 +5,7 @@ import { createSilentLogger, type Logger } from '../../core/logger.js';
 import type { Change } from '../../model/catalog.js';
 import { MemoryStore, type MemoryStoreOptions } from '../memory-store.js';
 import type { MutationRecord, RecordSink, Transaction } from '../store-state.js';
-import { DataDirLock } from './data-dir-lock.js';
+import { DataDirLock, LOCK_REFRESH_MS } from './data-dir-lock.js';
 import { diskError, errnoOf } from './disk-error.js';
 import {
   JOURNAL_FORMAT,
@@ -69,6 +69,7 @@ export class JournalStore extends MemoryStore {
   private readonly log: Logger;
   private readonly sink: RecordSink;
   private lock: DataDirLock | undefined;
+  private lockRefresh: NodeJS.Timeout | undefined;
   private journal: FileHandle | undefined;
   private loading: Promise<void> | undefined;
   /** Size of the journal file: where the next batch goes. */
@@ -120,6 +121,7 @@ export class JournalStore extends MemoryStore {
     const journal = this.journal;
     this.journal = undefined;
     await journal?.close().catch(() => undefined);
+    clearInterval(this.lockRefresh);
     await this.lock?.release();
     this.lock = undefined;
   }
@@ -170,6 +172,7 @@ export class JournalStore extends MemoryStore {
         throw diskError('open the journal', this.journalPath, error);
       });
       this.lock = lock;
+      this.lockRefresh = setInterval(() => lock.refresh(), LOCK_REFRESH_MS).unref();
       this.failure = undefined;
       this.broken = undefined;
       this.state.setSink(this.sink);
@@ -179,6 +182,7 @@ export class JournalStore extends MemoryStore {
         'embedded store loaded',
       );
     } catch (error) {
+      clearInterval(this.lockRefresh);
       const journal = this.journal;
       this.journal = undefined;
       await journal?.close().catch(() => undefined);
