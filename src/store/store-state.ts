@@ -20,7 +20,7 @@ export interface MutationRecord {
   changes: Change[];
   /** The change log starts over before `changes` (a restore after state loss). */
   resetLog: boolean;
-  /** Persist even though nothing durable changed (to run the sink, e.g. a requested compaction). */
+  /** Hand it to the sink although it wrote nothing: the sink's turn is what is wanted (a requested compaction). */
   force: boolean;
 }
 

@@ -123,7 +123,7 @@ export interface JournalEntry {
  */
 export function encodeRecord(record: MutationRecord, seq: number, batch: number, durable: (table: string) => boolean): string | undefined {
   const writes = record.writes.filter((write) => durable(write[0]));
-  if (writes.length === 0 && record.changes.length === 0 && !record.resetLog && !record.force) return undefined;
+  if (writes.length === 0 && record.changes.length === 0 && !record.resetLog) return undefined;
   const out: { s: number; b: number; w?: TableWrite[]; c?: Change[]; r?: 1 } = { s: seq, b: batch };
   if (writes.length > 0) out.w = writes;
   if (record.changes.length > 0) out.c = record.changes;

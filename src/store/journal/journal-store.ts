@@ -52,6 +52,8 @@ const SNAPSHOT_CHUNK = 1000;
  *   next start with one log line. Damage anywhere else is refused with an error naming the file.
  * - The journal is rewritten as `store.snapshot` (temp file, fsync, rename, directory fsync) once
  *   it grows past `compactAfterBytes`, so it never grows without bound and start-up replays little.
+ *   The snapshot is written while writes go on; only replacing the journal with what was
+ *   journaled meanwhile holds them up.
  * - One process per data dir (`controller.lock`); the store is single-replica by design.
  * - A write that cannot be persisted (disk full, read-only, I/O error) is refused with
  *   STORE_UNAVAILABLE naming the path and errno, nothing of it becomes visible, reads go on, and
@@ -86,6 +88,8 @@ export class JournalStore extends MemoryStore {
   private broken: StoreError | undefined;
   private compactionRequested = false;
   private compactionError: unknown;
+  /** The compaction under way: its snapshot is written while writes go on (see startCompaction). */
+  private compaction: Compaction | undefined;
 
   constructor(options: JournalStoreOptions) {
     super(options);
@@ -117,6 +121,9 @@ export class JournalStore extends MemoryStore {
     await super.close();
     await this.loading?.catch(() => undefined);
     await this.state.settled();
+    // Its temp file must be gone before the lock is: the next owner writes the same name.
+    await this.compaction?.written;
+    this.compaction = undefined;
     this.state.setSink(undefined);
     const journal = this.journal;
     this.journal = undefined;
@@ -141,11 +148,13 @@ export class JournalStore extends MemoryStore {
 
   /** Rewrites the journal as a snapshot now (at start, tests, benchmarks; it also happens on its own). */
   async compact(): Promise<void> {
-    // Compaction runs in the flush loop, between batches, where nothing else writes the journal.
+    await this.finishCompaction();
     this.compactionRequested = true;
     this.compactionError = undefined;
+    // Compactions start and end in the flush loop, between batches: a write makes it run.
     await this.mutate(() => undefined, { force: true });
     await this.state.settled();
+    await this.finishCompaction();
     if (this.compactionError) throw this.compactionError;
   }
 
@@ -371,6 +380,7 @@ export class JournalStore extends MemoryStore {
     }
     this.journalBytes += bytes.length;
     this.seq = seq;
+    this.compaction?.tail.push(bytes);
     if (this.failure) {
       this.log.info({ file: this.journalPath }, 'embedded store persists writes again');
       this.failure = undefined;
@@ -378,73 +388,128 @@ export class JournalStore extends MemoryStore {
   }
 
   private async afterApply(): Promise<void> {
-    if ((this.journalBytes < this.compactAt && !this.compactionRequested) || this.broken) return;
+    if (this.broken) return;
+    if (this.compaction) {
+      if (this.compaction.done) await this.swapJournal(this.compaction);
+      return;
+    }
+    if (this.journalBytes < this.compactAt && !this.compactionRequested) return;
     this.compactionRequested = false;
-    await this.writeSnapshot().catch((error: unknown) => (this.compactionError = error));
+    this.startCompaction();
   }
 
   private scheduleCompaction(): void {
     this.compactAt = this.journalHeaderBytes + Math.max(this.compactAfterBytes, this.snapshotBytes);
   }
 
+  /** Waits for the compaction under way, and for its journal swap (made to run by a write). */
+  private async finishCompaction(): Promise<void> {
+    const compaction = this.compaction;
+    if (!compaction) return;
+    await compaction.written;
+    if (this.compaction === compaction && compaction.done) {
+      await this.mutate(() => undefined, { force: true });
+      await this.state.settled();
+    }
+  }
+
   /**
-   * Writes every durable table and the change log as the snapshot covering record `seq`, then
-   * starts an empty journal. Runs between batches (the flush loop waits), so the committed rows
-   * stand still meanwhile. A crash between the two renames leaves the old journal, whose records
-   * the new snapshot already covers: they are skipped at the next start.
+   * Compaction, step 1 (in the flush loop, synchronous): takes the committed rows and change log
+   * as of record `seq` (rows are never changed in place, so the lists stay true), and writes them
+   * as the snapshot in the background while writes go on into the journal; the bytes journaled
+   * meanwhile are kept aside (`tail`).
    */
-  private async writeSnapshot(): Promise<void> {
+  private startCompaction(): void {
     const started = performance.now();
     const seq = this.seq;
     const sections = this.state
       .allTables()
       .filter((table) => table.lifetime === 'durable')
       .map((table) => ({ table: table.name, rows: [...table.rows] }));
-    const log = this.state.changeLog.all();
+    // A change whose value is still its row's is written without it (`"current":1`): the row is
+    // in the snapshot already, and loading shares one object between the two.
+    const log = this.state.changeLog
+      .all()
+      .map((change) =>
+        change.op === 'put' && this.state.tableFor(change.type).rows.get(change.key) === change.value ? { revision: change.revision, type: change.type, key: change.key, op: 'put', current: 1 } : change,
+      );
+    const compaction: Compaction = { seq, tail: [], snapshotBytes: 0, done: false, written: Promise.resolve() };
+    compaction.written = this.writeSnapshot(seq, sections, log).then(
+      (bytes) => {
+        compaction.snapshotBytes = bytes;
+        compaction.done = true;
+        this.log.info({ seq, snapshotBytes: bytes, ms: Math.round(performance.now() - started) }, 'journal compacted into a snapshot');
+      },
+      (error: unknown) => {
+        if (this.compaction === compaction) this.compaction = undefined;
+        this.compactionFailed(error);
+      },
+    );
+    this.compaction = compaction;
+  }
+
+  private async writeSnapshot(seq: number, sections: Array<{ table: string; rows: Array<[string, unknown]> }>, log: unknown[]): Promise<number> {
     let bytes = 0;
-    try {
-      const snapshot = await this.writeAtomically(this.snapshotPath, 'write the snapshot', async (handle) => {
-        const write = async (payload: string): Promise<void> => {
-          const frame = encodeFrame(payload);
-          await handle.write(frame, 0, frame.length, bytes);
-          bytes += frame.length;
-        };
-        await write(headerPayload(SNAPSHOT_FORMAT, { seq }));
-        for (const section of sections) {
-          for (let i = 0; i < section.rows.length || i === 0; i += SNAPSHOT_CHUNK) {
-            await write(JSON.stringify({ table: section.table, rows: section.rows.slice(i, i + SNAPSHOT_CHUNK) }));
-          }
+    const snapshot = await this.writeAtomically(this.snapshotPath, 'write the snapshot', async (handle) => {
+      const write = async (payload: string): Promise<void> => {
+        const frame = encodeFrame(payload);
+        await handle.write(frame, 0, frame.length, bytes);
+        bytes += frame.length;
+      };
+      await write(headerPayload(SNAPSHOT_FORMAT, { seq }));
+      for (const section of sections) {
+        for (let i = 0; i < section.rows.length || i === 0; i += SNAPSHOT_CHUNK) {
+          await write(JSON.stringify({ table: section.table, rows: section.rows.slice(i, i + SNAPSHOT_CHUNK) }));
         }
-        for (let i = 0; i < log.length; i += SNAPSHOT_CHUNK * 10) {
-          // A change whose value is still its row's is written without it (`"current":1`): the
-          // row is in the snapshot already, and loading shares one object between the two.
-          const chunk = log.slice(i, i + SNAPSHOT_CHUNK * 10).map((change) =>
-            change.op === 'put' && this.state.tableFor(change.type).rows.get(change.key) === change.value ? { revision: change.revision, type: change.type, key: change.key, op: 'put', current: 1 } : change,
-          );
-          await write(JSON.stringify({ log: chunk }));
-        }
-        await write(JSON.stringify({ end: true }));
-      });
-      await snapshot.close();
-      this.snapshotBytes = bytes;
-      const previous = this.journal;
-      this.journal = await this.createJournal();
-      await previous?.close().catch(() => undefined);
-    } catch (error) {
-      if (error instanceof RenamedUnsynced) {
-        // The new journal is in place but its directory entry may not be on disk: records written
-        // to it could vanish with a crash. Nothing more is accepted until a restart.
-        this.broken = error.cause;
-        this.log.error({ err: error.cause.message }, 'embedded store refuses writes until restarted');
-        throw error.cause;
       }
-      // The old journal goes on (the snapshot, if it was renamed, covers a prefix of it).
-      this.compactAt = this.journalBytes + this.compactAfterBytes;
-      this.log.warn({ err: errorMessage(error) }, 'journal compaction failed; the journal goes on and compaction is retried later');
-      throw error;
+      for (let i = 0; i < log.length; i += SNAPSHOT_CHUNK * 10) await write(JSON.stringify({ log: log.slice(i, i + SNAPSHOT_CHUNK * 10) }));
+      await write(JSON.stringify({ end: true }));
+    });
+    await snapshot.close();
+    return bytes;
+  }
+
+  /**
+   * Compaction, step 2 (in the flush loop, between batches): the snapshot covering record `seq` is
+   * on disk; the journal is replaced by one holding only what was journaled since. A crash before
+   * the rename leaves the old journal, whose records up to `seq` are skipped at the next start.
+   */
+  private async swapJournal(compaction: Compaction): Promise<void> {
+    this.compaction = undefined;
+    const header = encodeFrame(headerPayload(JOURNAL_FORMAT));
+    const tail = Buffer.concat(compaction.tail);
+    let next: FileHandle;
+    try {
+      next = await this.writeAtomically(this.journalPath, 'rewrite the journal', async (handle) => {
+        await handle.write(header, 0, header.length, 0);
+        if (tail.length > 0) await handle.write(tail, 0, tail.length, header.length);
+      });
+    } catch (error) {
+      this.compactionFailed(error);
+      return;
     }
+    const previous = this.journal;
+    this.journal = next;
+    this.journalHeaderBytes = header.length;
+    this.journalBytes = header.length + tail.length;
+    this.snapshotBytes = compaction.snapshotBytes;
     this.scheduleCompaction();
-    this.log.info({ seq, snapshotBytes: bytes, ms: Math.round(performance.now() - started) }, 'journal compacted into a snapshot');
+    await previous?.close().catch(() => undefined);
+  }
+
+  private compactionFailed(error: unknown): void {
+    this.compactionError = error;
+    if (error instanceof RenamedUnsynced) {
+      // A file is in place but its directory entry may not be on disk: records written from now
+      // on could vanish with a crash. Nothing more is accepted until a restart.
+      this.broken = error.cause;
+      this.compactionError = error.cause;
+      this.log.error({ err: error.cause.message }, 'embedded store refuses writes until restarted');
+      return;
+    }
+    // The old journal goes on (a snapshot that made it to disk covers a prefix of it).
+    this.compactAt = this.journalBytes + this.compactAfterBytes;
+    this.log.warn({ err: errorMessage(error) }, 'journal compaction failed; the journal goes on and compaction is retried later');
   }
 
   /**
@@ -541,4 +606,16 @@ class RenamedUnsynced extends Error {
   constructor(override readonly cause: StoreError) {
     super(cause.message);
   }
+}
+
+interface Compaction {
+  /** The last record the snapshot covers. */
+  seq: number;
+  /** The batches journaled since `seq`, in order: the new journal's content. */
+  tail: Buffer[];
+  snapshotBytes: number;
+  /** The snapshot is on disk; the journal swap is due. */
+  done: boolean;
+  /** Settles when the snapshot is written or could not be (then `compactionError` says why). */
+  written: Promise<void>;
 }
