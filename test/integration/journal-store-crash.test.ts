@@ -4,6 +4,7 @@
  * read-only (a tiny tmpfs in a private mount namespace, so nothing leaks into the host's mounts).
  * The child processes run the built code (`npm test` builds first).
  */
+import { jest } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,9 @@ import { freePorts } from '../support/ports.js';
 import { FedgateProcess, runFedgate, waitForHttp } from '../support/processes.js';
 
 const CHILD = join(process.cwd(), 'test', 'support', 'journal-store-child.mjs');
+
+// Several real processes per test, each started, killed and restarted: generous on a busy machine.
+jest.setTimeout(120_000);
 
 interface Child {
   process: ChildProcess;
