@@ -34,4 +34,22 @@ describe('OutlierDetector', () => {
     expect(detector.isEjected('a')).toBe(true);
     expect(detector.isEjected('b')).toBe(false);
   });
+
+  it('a passing gateway health check lifts an ejection caused by transport failures, not one caused by 5xx answers', () => {
+    const clock = new ManualClock(0);
+    const detector = new OutlierDetector(config, clock);
+    for (let i = 0; i < 3; i++) detector.failure('restarted', 4, 'transport');
+    for (let i = 0; i < 3; i++) detector.failure('blackholed', 4, 'response');
+    expect(detector.isEjected('restarted')).toBe(true);
+    expect(detector.isEjected('blackholed')).toBe(true);
+    expect(detector.gatewayPassedCheck('restarted')).toBe(true);
+    expect(detector.gatewayPassedCheck('blackholed')).toBe(false);
+    expect(detector.isEjected('restarted')).toBe(false);
+    expect(detector.isEjected('blackholed')).toBe(true);
+    // Nothing to lift the second time; the ejection count stays, so a relapse is ejected longer.
+    expect(detector.gatewayPassedCheck('restarted')).toBe(false);
+    for (let i = 0; i < 3; i++) detector.failure('restarted', 4, 'transport');
+    clock.advance(15_000);
+    expect(detector.isEjected('restarted')).toBe(true);
+  });
 });

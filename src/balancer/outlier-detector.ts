@@ -9,11 +9,20 @@ export interface OutlierDetectionConfig {
   maxEjectionPercent: number;
 }
 
+/**
+ * What a failure says about the cluster: `transport` (the connection to its gateway failed or was
+ * reset: the gateway itself is in doubt) or `response` (its gateway answered, with a 5xx: the
+ * service behind it is in doubt).
+ */
+export type FailureCause = 'transport' | 'response';
+
 interface State {
   consecutive: number;
   ejections: number;
   ejectedUntil: number;
   lastFailure: number;
+  /** The cause of the failure that triggered the current ejection. */
+  ejectedBy: FailureCause;
 }
 
 /**
@@ -42,7 +51,7 @@ export class OutlierDetector {
   private state(cluster: string): State {
     let state = this.states.get(cluster);
     if (!state) {
-      state = { consecutive: 0, ejections: 0, ejectedUntil: 0, lastFailure: 0 };
+      state = { consecutive: 0, ejections: 0, ejectedUntil: 0, lastFailure: 0, ejectedBy: 'response' };
       this.states.set(cluster, state);
     }
     return state;
@@ -54,7 +63,7 @@ export class OutlierDetector {
   }
 
   /** Records a failure; `population` is how many targets the service has (for the max-ejection cap). */
-  failure(cluster: string, population: number): boolean {
+  failure(cluster: string, population: number, cause: FailureCause = 'response'): boolean {
     const now = this.clock.now();
     const state = this.state(cluster);
     if (now - state.lastFailure > this.config.intervalMs * 10) state.consecutive = 0;
@@ -65,6 +74,7 @@ export class OutlierDetector {
     const ejectedNow = [...this.states.values()].filter((s) => s.ejectedUntil > now).length;
     if (ejectedNow > 0 && ((ejectedNow + 1) * 100) / Math.max(1, population) > this.config.maxEjectionPercent) return false;
     state.ejections += 1;
+    state.ejectedBy = cause;
     state.consecutive = 0;
     state.ejectedUntil = now + this.config.baseEjectionTimeMs * state.ejections;
     for (const listener of this.listeners) listener(cluster, true);
@@ -91,6 +101,35 @@ export class OutlierDetector {
     state.ejectedUntil = 0;
     state.consecutive = 0;
     for (const listener of this.listeners) listener(cluster, false);
+  }
+
+  /**
+   * A passing active health check of the cluster's gateway: lifts an ejection that transport
+   * failures caused (the gateway was down, or restarted within the checks' window and so was
+   * never seen down), so traffic returns within a check interval instead of a whole ejection
+   * time. An ejection for 5xx answers stays: the gateway was up, its service was not.
+   */
+  gatewayPassedCheck(cluster: string): boolean {
+    const state = this.states.get(cluster);
+    if (!state || state.ejectedUntil === 0 || state.ejectedBy !== 'transport') return false;
+    this.uneject(cluster);
+    return true;
+  }
+
+  /** The clusters ejected now, with when each ejection ends and what caused it (for /config). */
+  ejections(): Array<{ cluster: string; until: number; cause: FailureCause; count: number }> {
+    const now = this.clock.now();
+    return [...this.states].filter(([, s]) => s.ejectedUntil > now).map(([cluster, s]) => ({ cluster, until: s.ejectedUntil, cause: s.ejectedBy, count: s.ejections }));
+  }
+
+  /** Ends every ejection whose time is up, telling the listeners (ejections end by time, not by an event). */
+  expireEnded(): void {
+    const now = this.clock.now();
+    for (const [cluster, state] of this.states) {
+      if (state.ejectedUntil === 0 || state.ejectedUntil > now) continue;
+      state.ejectedUntil = 0;
+      for (const listener of this.listeners) listener(cluster, false);
+    }
   }
 
   /** The earliest time an ejection ends (for a timer that re-admits the cluster). */

@@ -1,11 +1,14 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { parseDuration } from '../core/duration.js';
 import { SpiffeId } from '../model/spiffe-id.js';
 import { isKeyAlgorithm, KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
 import { issueSvid } from '../pki/svid.js';
+import { registerCaServeCommand } from './ca-serve.js';
+import { registerCaSignerTokenCommand } from './ca-signer-token.js';
 import { UsageError } from './cli-error.js';
 import type { CliIo } from './io.js';
 
@@ -66,9 +69,10 @@ export function registerCaCommand(program: Command, io: CliIo): void {
         dnsNames: options.dns,
       });
       mkdirSync(options.out, { recursive: true });
-      writeFileSync(join(options.out, 'tls.crt'), svid.chainPem);
-      writeFileSync(join(options.out, 'tls.key'), svid.keyPem, { mode: 0o600 });
-      writeFileSync(join(options.out, 'ca.crt'), authority.anchorsPem.join(''));
+      // Atomic, and 0600 even over an existing key file that had a wider mode.
+      writeFileAtomicSync(join(options.out, 'tls.key'), svid.keyPem, { mode: 0o600 });
+      writeFileAtomicSync(join(options.out, 'tls.crt'), svid.chainPem, { mode: 0o644 });
+      writeFileAtomicSync(join(options.out, 'ca.crt'), authority.anchorsPem.join(''), { mode: 0o644 });
       io.out(`issued ${svid.spiffeId.toString()} serial ${svid.certificate.serialNumber}, valid ${svid.notBefore.toISOString()} .. ${svid.notAfter.toISOString()}`);
       io.out(`  written to ${options.out}/{tls.crt,tls.key,ca.crt}`);
     });
@@ -124,4 +128,7 @@ export function registerCaCommand(program: Command, io: CliIo): void {
       const { removed, bundle } = new PkiDirectory(options.ca).retire({ force: options.force });
       io.out(removed.length === 0 ? 'nothing to retire' : `retired ${removed.join(', ')}; bundle sequence ${bundle.sequence}`);
     });
+
+  registerCaServeCommand(ca, io);
+  registerCaSignerTokenCommand(ca, io);
 }

@@ -1,7 +1,8 @@
+import { fromGrpcError } from '../proto/grpc-errors.js';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ErrorCodes, FedgateError } from '../core/errors.js';
+import { FedgateError } from '../core/errors.js';
 import { SpiffeId } from '../model/spiffe-id.js';
 import {
   AdminClient,
@@ -51,7 +52,7 @@ export class ControllerCallError extends FedgateError {
 
   constructor(address: string, error: ServiceError) {
     const status = grpc.status[error.code] ?? String(error.code);
-    super(ErrorCodes.PROCESS_FAILED, `controller at ${address}: ${status}: ${error.details || error.message}`);
+    super(fromGrpcError(error).code, `controller at ${address}: ${status}: ${error.details || error.message}`);
     this.status = status;
     this.grpcCode = error.code;
   }

@@ -30,7 +30,7 @@ export interface FederationStatusView {
     /** Services its gateway does not answer for (a blackhole drill, or `fedgate cluster blackhole`). */
     blackholed: string[];
     /** The cluster's gateway processes (replicas), connected now or seen within the last hour. */
-    instances: Array<{ instance: string; connected: boolean; lastSeen: string | undefined; catalog: number; policies: number; version: string; replica: string; refusal?: string }>;
+    instances: Array<{ instance: string; connected: boolean; state: 'connected' | 'stale' | 'disconnected'; lastSeen: string | undefined; catalog: number; policies: number; version: string; replica: string; refusal?: string }>;
   }>;
   services: Array<{ service: string; clusters: string[]; ready: number; total: number; ports: string[]; conflicts: Array<{ cluster: string; reason: string }> }>;
   audit: Array<{ at: string; actor: string; action: string; target: string; detail: string }>;
@@ -57,6 +57,7 @@ export function statusView(s: StatusResponse): FederationStatusView {
       instances: c.instances.map((i) => ({
         instance: i.instance,
         connected: i.connected,
+        state: i.connected ? ('connected' as const) : i.state === 'stale' ? ('stale' as const) : ('disconnected' as const),
         lastSeen: i.lastSeenMs > 0 ? new Date(i.lastSeenMs).toISOString() : undefined,
         catalog: i.appliedRevision,
         policies: i.appliedPolicyRevision,
@@ -129,7 +130,7 @@ export function renderStatus(view: FederationStatusView): string[] {
     // Replicas that disagree are worth a line each; one instance is already the cluster's row.
     if (c.instances.length > 1) {
       for (const i of c.instances) {
-        lines.push(`  ${c.name} gateway ${i.instance || '(unnamed)'}: ${i.connected ? 'connected' : `gone since ${i.lastSeen ?? '?'}`}, catalog ${i.catalog}, policies ${i.policies}${i.refusal ? `, refused: ${i.refusal}` : ''}`);
+        lines.push(`  ${c.name} gateway ${i.instance || '(unnamed)'}: ${i.connected ? 'connected' : i.state === 'stale' ? `stale (not heard from since ${i.lastSeen ?? '?'})` : `gone since ${i.lastSeen ?? '?'}`}, catalog ${i.catalog}, policies ${i.policies}${i.refusal ? `, refused: ${i.refusal}` : ''}`);
       }
     }
   }

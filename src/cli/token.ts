@@ -1,6 +1,7 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { parseDuration } from '../core/duration.js';
 import { UsageError } from './cli-error.js';
 import { withAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
@@ -26,7 +27,8 @@ export function registerTokenCommand(program: Command, io: CliIo): void {
     const expires = new Date(created.expiresAtMs).toISOString();
     if (options.out) {
       mkdirSync(dirname(options.out), { recursive: true });
-      writeFileSync(options.out, `${created.token}\n`, { mode: 0o600 });
+      // Atomic, and 0600 even over an existing file that had a wider mode.
+      writeFileAtomicSync(options.out, `${created.token}\n`, { mode: 0o600 });
       io.out(`join token for ${options.cluster} written to ${options.out} (expires ${expires}, single use)`);
     } else {
       io.out(created.token);

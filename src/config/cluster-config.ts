@@ -66,6 +66,26 @@ export const clusterShape = object({
       /** Where the last applied snapshot is kept for static stability. */
       stateDir: optional(str({ minLength: 1 })),
       certificateTtl: optional(duration({ min: 60_000 })),
+      /**
+       * Where the gateway's certificate comes from. `local`: issued in this process from the CA in
+       * `spec.pkiDir` (the demo, tests, a host that keeps its CA). `signer`: requested from the
+       * cluster's signer (`fedgate ca serve`, see `signer`), so the CA key is never in the gateway.
+       */
+      certificateSource: optional(enumOf(['local', 'signer'] as const), 'local'),
+      /** The cluster's certificate signer; required with `certificateSource: signer`. */
+      signer: optional(
+        object({
+          /** host:port of `fedgate ca serve`. */
+          address: address(),
+          /** PEM file with this cluster's CA certificate(s) (public, no key): how the signer is recognised. */
+          caFile: str({ minLength: 1 }),
+          /**
+           * Bearer credential, re-read at every request: a projected ServiceAccount token bound to the
+           * signer's audience (Kubernetes), or a one-time bootstrap token (`fedgate ca signer-token create`).
+           */
+          tokenFile: optional(str({ minLength: 1 })),
+        }),
+      ),
       /** Protection of the listeners against slow or oversized clients. */
       limits: section({
         /** Time a client has to send a request's headers (slowloris). */

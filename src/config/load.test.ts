@@ -82,6 +82,15 @@ describe('cluster files: every error with file, line and field path', () => {
     ['bad address', GOOD_CLUSTER.replace('  exports:', '  gateway:\n    inbound: localhost\n  exports:'), [
       'clusters/us-east.yaml:10: spec.gateway.inbound: "localhost" is not an address of the form host:port (IPv6 as [::1]:port)',
     ]],
+    ['signer source without a signer', GOOD_CLUSTER.replace('  exports:', '  gateway:\n    certificateSource: signer\n  exports:'), [
+      'clusters/us-east.yaml:10: spec.gateway.certificateSource: is "signer", so spec.gateway.signer (address, caFile) is required',
+    ]],
+    ['unknown certificate source', GOOD_CLUSTER.replace('  exports:', '  gateway:\n    certificateSource: vault\n  exports:'), [
+      'clusters/us-east.yaml:10: spec.gateway.certificateSource: must be one of local, signer, got "vault"',
+    ]],
+    ['signer without caFile', GOOD_CLUSTER.replace('  exports:', '  gateway:\n    certificateSource: signer\n    signer: { address: "fedgate-signer:15016" }\n  exports:'), [
+      'clusters/us-east.yaml:11: spec.gateway.signer.caFile: required',
+    ]],
     ['discovery mode unknown', GOOD_CLUSTER.replace('  exports:', '  discovery:\n    mode: consul\n  exports:'), [
       'clusters/us-east.yaml:10: spec.discovery.mode: must be one of file, kubernetes, got "consul"',
     ]],
@@ -120,6 +129,19 @@ describe('cluster files: every error with file, line and field path', () => {
     expect(() => {
       (cluster.spec as { region: string }).region = 'x';
     }).toThrow(TypeError);
+  });
+
+  it('selects the certificate source: local by default, the signer with its paths resolved against the file', () => {
+    writeFileSync(join(dir, 'clusters', 'us-east.yaml'), GOOD_CLUSTER);
+    expect(loadClusterFile(join(dir, 'clusters', 'us-east.yaml'), { env: {} }).spec.gateway).toMatchObject({ certificateSource: 'local', signer: undefined });
+    writeFileSync(
+      join(dir, 'clusters', 'us-east.yaml'),
+      GOOD_CLUSTER.replace('  exports:', '  gateway:\n    certificateSource: signer\n    signer:\n      address: fedgate-signer.fedgate-system.svc:15016\n      caFile: ../trust/ca.crt\n      tokenFile: /var/run/secrets/fedgate/signer/token\n  exports:'),
+    );
+    expect(loadClusterFile(join(dir, 'clusters', 'us-east.yaml'), { env: {} }).spec.gateway).toMatchObject({
+      certificateSource: 'signer',
+      signer: { address: 'fedgate-signer.fedgate-system.svc:15016', caFile: join(dir, 'trust', 'ca.crt'), tokenFile: '/var/run/secrets/fedgate/signer/token' },
+    });
   });
 
   it('takes overrides from the environment and names the variable when one is bad', () => {

@@ -156,6 +156,11 @@ function clusterFileChecks(value: NonNullable<ReturnType<typeof clusterShape.che
     const stem = basename(file).replace(/\.ya?ml$/, '');
     if (stem !== value.metadata.name) at(['metadata', 'name'], `must match the file name "${stem}"`);
   }
+  const gateway = value.spec.gateway;
+  if (gateway.certificateSource === 'signer' && !gateway.signer) at(['spec', 'gateway', 'certificateSource'], 'is "signer", so spec.gateway.signer (address, caFile) is required');
+  if (gateway.certificateSource === 'local' && gateway.signer) {
+    issues.push({ source: document.source, line: document.lineOf(['spec', 'gateway', 'signer']), path: 'spec.gateway.signer', message: 'ignored: spec.gateway.certificateSource is "local" (set it to "signer" to use the signer)', severity: 'warning' });
+  }
   value.spec.exports.forEach((exported, index) => {
     if (exported.consumers.includes(value.metadata.name)) {
       at(['spec', 'exports', index, 'consumers'], `lists its own cluster "${value.metadata.name}"; local callers are always allowed`);
@@ -178,7 +183,11 @@ function finishCluster(value: NonNullable<ReturnType<typeof clusterShape.check>>
     spec: {
       ...spec,
       controller: spec.controller ? { ...spec.controller, tokenFile: tokenFile ? resolve(dir, tokenFile) : undefined } : undefined,
-      gateway: { ...spec.gateway, advertise: spec.gateway.advertise ?? [spec.gateway.inbound] },
+      gateway: {
+        ...spec.gateway,
+        advertise: spec.gateway.advertise ?? [spec.gateway.inbound],
+        signer: spec.gateway.signer ? { ...spec.gateway.signer, caFile: resolve(dir, spec.gateway.signer.caFile), tokenFile: spec.gateway.signer.tokenFile ? resolve(dir, spec.gateway.signer.tokenFile) : undefined } : undefined,
+      },
     },
     file,
     pkiDir: resolve(dir, spec.pkiDir ?? join('..', 'pki', name)),

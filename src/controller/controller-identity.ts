@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import type { Logger } from '../core/logger.js';
 import { SpiffeId } from '../model/spiffe-id.js';
 import { certificateHash } from '../model/join-token.js';
@@ -77,9 +78,10 @@ export class ControllerIdentity {
     }
     const admin = this.issueAdmin('operator');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(certFile, admin.certPem);
-    writeFileSync(join(dir, 'tls.key'), admin.keyPem, { mode: 0o600 });
-    writeFileSync(join(dir, 'ca.crt'), admin.caPem);
+    // Atomic, and 0600 even over an existing key file that had a wider mode.
+    writeFileAtomicSync(join(dir, 'tls.key'), admin.keyPem, { mode: 0o600 });
+    writeFileAtomicSync(certFile, admin.certPem, { mode: 0o644 });
+    writeFileAtomicSync(join(dir, 'ca.crt'), admin.caPem, { mode: 0o644 });
     log.info({ dir }, 'wrote operator credentials for the fedgate CLI');
   }
 }

@@ -20,7 +20,8 @@ import { PeerVerifier } from '../pki/peer-verifier.js';
 import { serverSecureContext } from '../pki/tls-options.js';
 import { TrustBundle } from '../pki/trust-bundle.js';
 import { TrustStore } from '../pki/trust-store.js';
-import type { Store, WatchEvent } from '../store/store.js';
+import type { AuditEntry, Store, WatchEvent } from '../store/store.js';
+import { heartbeatInterval } from './gateway-status.js';
 
 export interface ControllerOptions {
   federation: FederationConfig;
@@ -58,6 +59,16 @@ export class Controller {
   private catalogLoaded = false;
   private rebuilding = false;
   private restartWatch: (() => void) | undefined;
+  /** The store answers but no longer holds this catalog's epoch: not ready until rebuilt. */
+  private storeStateLost = false;
+  /** The store connection generation whose epoch was last checked against the catalog. */
+  private verifiedGeneration = -1;
+  private readonly startedAt = Date.now();
+  /** API addresses of the live replicas, this one first: what gateways fail over between. */
+  private replicaAddresses: string[] = [];
+  private liveReplicaIds: ReadonlySet<string> = new Set();
+  /** The audit log as last read, so a rebuild after the store lost its state can write it back. */
+  private auditCopy: AuditEntry[] = [];
   private readonly metrics;
   addresses: ControllerAddresses = { api: '', join: '', admin: '' };
 
@@ -104,6 +115,7 @@ export class Controller {
       serving: () => !this.rebuilding,
       metrics: { sessions: this.metrics.sessions, rejected: this.metrics.rejected },
       settings: { federation: federation.metadata.name, defaultsJson: JSON.stringify(gatewayDefaultsDocument(federation.spec.defaults)) },
+      controllerAddresses: () => (this.replicaAddresses.length > 0 ? this.replicaAddresses : [this.addresses.api]),
     });
 
     await this.startGrpc();
@@ -114,12 +126,14 @@ export class Controller {
     const components: Component[] = [
       { name: 'catalog-watch', start: (s) => this.watchCatalog(s) },
       { name: 'store-health', start: (s) => this.watchStoreHealth(s) },
+      { name: 'replica-registry', start: (s) => this.announceReplica(s) },
     ];
     this.leadership = new Leadership({
       store,
       catalog: this.catalog,
       replicaId: this.replicaId,
       leaseTtlMs: this.spec.controller.leaseTtl,
+      startedAt: this.startedAt,
       log: this.log.child({ component: 'leadership' }),
       onChange: (leader) => this.metrics.leader.set(leader ? 1 : 0),
     });
@@ -141,6 +155,7 @@ export class Controller {
         this.loadSnapshot(snapshot);
         this.storeReady = true;
         this.catalogLoaded = true;
+        this.verifiedGeneration = this.options.store.connectionGeneration;
         this.metrics.storeUp.set(1);
         this.log.info({ epoch, created, revision: snapshot.revision, clusters: snapshot.clusters.length }, created ? 'store initialised' : 'catalog loaded from the store');
         return;
@@ -208,6 +223,16 @@ export class Controller {
       caAddress: () => this.addresses.admin,
       caHash: this.identity.caHash,
       defaultTokenTtlMs: spec.tokenTtl,
+      leaseTtlMs: spec.leaseTtl,
+      // Read at every status call: a replica that started since the last heartbeat counts at once.
+      liveReplicas: async () => {
+        try {
+          this.liveReplicaIds = new Set((await this.options.store.listReplicas(Date.now())).map((r) => r.id));
+        } catch {
+          // the store is away: the last known set
+        }
+        return this.liveReplicaIds;
+      },
       storeReady: () => this.storeReady,
       drillMetrics: {
         runs: counter(this.options.registry, 'fedgate_drill_runs_total', 'Drills finished, by service, mode and outcome (passed, failed, aborted)', ['service', 'mode', 'outcome']),
@@ -260,6 +285,8 @@ export class Controller {
         addresses: this.addresses,
         clusters: [...this.catalog.clusters.values()].map((c) => ({ name: c.name, state: c.state })),
         connectedGateways: [...this.sync.connected.keys()],
+        replicas: this.replicaAddresses,
+        auditCopy: { entries: this.auditCopy.length, newestAt: this.auditCopy[0]?.at ?? 0 },
       }),
       routes: {
         // The controller CA, for joiners: public, and checked by them against the hash in their token.
@@ -277,7 +304,9 @@ export class Controller {
   readiness(): { ready: boolean; reason?: string } {
     if (!this.storeReady) return { ready: false, reason: 'store unreachable' };
     if (!this.catalogLoaded) return { ready: false, reason: 'catalog not loaded' };
-    if (this.rebuilding) return { ready: false, reason: 'rebuilding the catalog after the store lost its state' };
+    if (this.rebuilding || this.storeStateLost) return { ready: false, reason: 'rebuilding the catalog after the store lost its state' };
+    if (!this.options.store.connectionUp) return { ready: false, reason: 'store unreachable (connection down)' };
+    if (this.options.store.connectionGeneration !== this.verifiedGeneration) return { ready: false, reason: 'the store connection was re-established; checking it still holds the catalog' };
     return { ready: true };
   }
 
@@ -343,7 +372,7 @@ export class Controller {
           }
           const fence = { lock: 'restore', holder: this.replicaId, token };
           try {
-            const restored = await store.restore({ ...this.catalog.toSnapshot() }, fence);
+            const restored = await store.restore({ ...this.catalog.toSnapshot(), audit: this.auditCopy }, fence);
             this.log.warn({ epoch: restored.epoch, revision: restored.revision, clusters: this.catalog.clusters.size }, 'catalog written back to the store from memory');
           } catch (error) {
             if (!(error instanceof StoreError && error.code === ErrorCodes.STORE_CONFLICT)) throw error;
@@ -365,6 +394,8 @@ export class Controller {
       }
     }
     this.rebuilding = false;
+    this.storeStateLost = false;
+    this.verifiedGeneration = this.options.store.connectionGeneration;
     this.sync.resyncAll('the federation store lost its state and was rebuilt');
     this.log.info({ epoch: this.catalog.epoch, revision: this.catalog.revision }, 'catalog rebuilt; gateways asked to re-send their exports');
   }
@@ -373,7 +404,18 @@ export class Controller {
     while (!signal.aborted) {
       const wasReady = this.storeReady;
       try {
+        const generation = this.options.store.connectionGeneration;
         await this.options.store.ping();
+        // A store that answers again may have come back empty (Redis restarted without its data):
+        // until the watch notices and the catalog is written back, this replica is not ready, and
+        // the watch is nudged instead of waiting out its back-off.
+        const epoch = await this.options.store.epoch();
+        if (epoch === this.catalog.epoch) this.verifiedGeneration = generation;
+        if (epoch !== this.catalog.epoch && !this.rebuilding && !this.storeStateLost) {
+          this.storeStateLost = true;
+          this.log.error({ epoch: this.catalog.epoch, found: epoch ?? 'none' }, 'the store no longer holds this catalog; not ready until it is rebuilt');
+          this.restartWatch?.();
+        }
         this.storeReady = true;
         this.metrics.storeUp.set(1);
         if (!wasReady) {
@@ -393,8 +435,45 @@ export class Controller {
     }
   }
 
+  /**
+   * Announces this replica in the store and follows the set of live replicas, so that every
+   * gateway learns all of them (in the Sync settings) and can fail over without a load balancer.
+   * The same loop keeps a copy of the audit log for a rebuild.
+   */
+  private async announceReplica(signal: AbortSignal): Promise<void> {
+    const { store } = this.options;
+    const ttl = this.spec.controller.leaseTtl;
+    const interval = heartbeatInterval(ttl);
+    try {
+      while (!signal.aborted) {
+        const now = Date.now();
+        await store.putReplica({ id: this.replicaId, apiAddress: this.addresses.api, startedAt: this.startedAt, expiresAt: now + ttl });
+        const replicas = await store.listReplicas(now);
+        this.liveReplicaIds = new Set(replicas.map((r) => r.id));
+        const others = replicas.filter((r) => r.id !== this.replicaId).map((r) => r.apiAddress);
+        const next = [this.addresses.api, ...others.filter((a) => a !== this.addresses.api)];
+        if (next.join(',') !== this.replicaAddresses.join(',')) {
+          const first = this.replicaAddresses.length === 0;
+          this.replicaAddresses = next;
+          if (!first) this.log.info({ replicas: next }, 'controller replicas changed; telling the gateways');
+          this.sync.replicasChanged();
+        }
+        if (!this.rebuilding && !this.storeStateLost) {
+          const audit = await store.listAudit(1000);
+          // An empty log right after a loss must not replace the copy that is to restore it.
+          if (audit.length > 0 || this.auditCopy.length === 0) this.auditCopy = audit;
+        }
+        await sleep(interval, signal);
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      throw error;
+    }
+  }
+
   async stop(): Promise<void> {
     this.abort.abort();
+    await this.options.store.removeReplica(this.replicaId).catch(() => undefined);
     this.restartWatch?.();
     await this.closer.close(this.log);
     await this.options.store.close();

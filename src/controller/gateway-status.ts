@@ -25,8 +25,25 @@ export interface ClusterInstances {
 }
 
 /**
+ * What a stored instance record is worth. A record saved as connected is only believed while the
+ * replica that holds the stream is alive and keeps refreshing it: a replica that died (or one
+ * whose records were loaded from a persistent store after a restart) leaves `connected: true`
+ * behind, which is `stale`. This replica's own records never count: its live sessions say exactly
+ * which instances it holds.
+ */
+export function instanceState(
+  record: { connected: boolean; lastSeen: number; replica: string },
+  view: { now: number; leaseTtlMs: number; replicaId: string; liveReplicas: ReadonlySet<string> },
+): 'connected' | 'stale' | 'disconnected' {
+  if (!record.connected) return 'disconnected';
+  if (record.replica === view.replicaId || !view.liveReplicas.has(record.replica)) return 'stale';
+  return view.now - record.lastSeen > view.leaseTtlMs ? 'stale' : 'connected';
+}
+
+/**
  * Sums up one cluster over its gateway instances. Live sessions on this replica win over stored
- * records (which can be up to one heartbeat old); records of other replicas fill in the rest.
+ * records (which can be up to one heartbeat old); records of other replicas fill in the rest,
+ * believed as connected only while they are fresh (see `instanceState`).
  * A cluster has applied a revision only when every connected instance has, so the lowest applied
  * revision among connected instances is reported, and any connected instance's refusal is shown
  * (policy refusals first, since they persist until a later set is applied).
@@ -37,13 +54,17 @@ export function summarizeCluster(
   sessions: ReadonlyMap<string, GatewaySession> | undefined,
   replicaId: string,
   now: number,
+  leaseTtlMs: number,
+  liveReplicas: ReadonlySet<string>,
 ): ClusterInstances {
   const byInstance = new Map<string, GatewayInstanceStatus>();
   for (const record of records) {
     if (record.cluster !== cluster) continue;
+    const state = instanceState(record, { now, leaseTtlMs, replicaId, liveReplicas });
     byInstance.set(record.instance, {
       instance: record.instance,
-      connected: record.connected,
+      connected: state === 'connected',
+      state,
       lastSeenMs: record.lastSeen,
       appliedRevision: record.appliedRevision,
       appliedPolicyRevision: record.appliedPolicyRevision,
@@ -58,6 +79,7 @@ export function summarizeCluster(
     byInstance.set(session.instance, {
       instance: session.instance,
       connected: true,
+      state: 'connected',
       lastSeenMs: session.lastSeen,
       appliedRevision: session.ackedRevision,
       appliedPolicyRevision: session.ackedPolicyRevision,

@@ -17,7 +17,16 @@ export class Leadership implements Component {
   private fence: Fence | undefined;
 
   constructor(
-    private readonly options: { store: Store; catalog: CatalogState; replicaId: string; leaseTtlMs: number; log: Logger; onChange?: (leader: boolean) => void },
+    private readonly options: {
+      store: Store;
+      catalog: CatalogState;
+      replicaId: string;
+      leaseTtlMs: number;
+      /** When this controller process started: leases expire no earlier than one TTL after it. */
+      startedAt: number;
+      log: Logger;
+      onChange?: (leader: boolean) => void;
+    },
   ) {}
 
   get isLeader(): boolean {
@@ -26,8 +35,10 @@ export class Leadership implements Component {
 
   async start(signal: AbortSignal): Promise<void> {
     const { store, replicaId, leaseTtlMs, log } = this.options;
-    const lockTtl = Math.max(3000, leaseTtlMs);
-    const tick = Math.max(500, Math.floor(lockTtl / 3));
+    // A leader that dies is replaced within one lease TTL: the lock lives two thirds of it and is
+    // renewed four times per life, so one slow renewal never loses it.
+    const lockTtl = Math.max(1000, Math.floor((leaseTtlMs * 2) / 3));
+    const tick = Math.max(250, Math.floor(lockTtl / 4));
     while (!signal.aborted) {
       try {
         if (this.fence) {
@@ -78,6 +89,9 @@ export class Leadership implements Component {
   private async expireLeases(fence: Fence): Promise<void> {
     const { store, catalog, replicaId, leaseTtlMs, log } = this.options;
     const now = Date.now();
+    // Leases stored before an outage of the controllers (or of every replica) have run out while
+    // nobody could renew them: give the gateways one TTL to reconnect before judging them.
+    if (now < this.options.startedAt + leaseTtlMs) return;
     // A cluster whose gateway never connected (or whose lease was lost with the store) has no
     // lease to expire: give it one, so it too turns unreachable when nobody renews it.
     const active = [...catalog.clusters.values()].filter((c) => c.state === 'active').map((c) => c.name);

@@ -13,6 +13,12 @@ export const ErrorCodes = {
   CA_EXPIRED: 'FEDGATE_ERR_CA_EXPIRED',
   CA_ROTATION: 'FEDGATE_ERR_CA_ROTATION',
   CERTIFICATE_INVALID: 'FEDGATE_ERR_CERTIFICATE_INVALID',
+  /** A process's own certificate expired and could not be renewed. */
+  CERTIFICATE_EXPIRED: 'FEDGATE_ERR_CERTIFICATE_EXPIRED',
+  /** The certificate signer could not be reached or failed (transient: retried). */
+  SIGNER_UNAVAILABLE: 'FEDGATE_ERR_SIGNER_UNAVAILABLE',
+  /** The certificate signer refused the request (credentials, identity, key). */
+  SIGNER_REFUSED: 'FEDGATE_ERR_SIGNER_REFUSED',
   BUNDLE_INVALID: 'FEDGATE_ERR_BUNDLE_INVALID',
   BUNDLE_STALE: 'FEDGATE_ERR_BUNDLE_STALE',
   PEER_UNTRUSTED: 'FEDGATE_ERR_PEER_UNTRUSTED',
@@ -39,6 +45,9 @@ export const ErrorCodes = {
   DRILL_FAILED: 'FEDGATE_ERR_DRILL_FAILED',
   PROCESS_FAILED: 'FEDGATE_ERR_PROCESS_FAILED',
   USAGE: 'FEDGATE_ERR_USAGE',
+  UNAVAILABLE: 'FEDGATE_ERR_UNAVAILABLE',
+  STATE_FILE_INVALID: 'FEDGATE_ERR_STATE_FILE_INVALID',
+  STATE_DIR_UNUSABLE: 'FEDGATE_ERR_STATE_DIR_UNUSABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -118,7 +127,7 @@ export class StoreError extends FedgateError {}
 /** True for failures worth retrying with back-off (network, unavailable store); false for invalid input. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof FedgateError) {
-    return error.code === ErrorCodes.STORE_UNAVAILABLE || error.code === ErrorCodes.LOCK_LOST;
+    return error.code === ErrorCodes.STORE_UNAVAILABLE || error.code === ErrorCodes.LOCK_LOST || error.code === ErrorCodes.UNAVAILABLE || error.code === ErrorCodes.STORE_EPOCH_CHANGED;
   }
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code);

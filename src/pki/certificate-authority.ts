@@ -1,6 +1,7 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { formatDuration } from '../core/duration.js';
 import { ErrorCodes, PkiError } from '../core/errors.js';
@@ -152,13 +153,15 @@ export class CertificateAuthority {
     return new CertificateAuthority(trustDomain, pems[0] as string, pems.slice(1), anchors.map((c) => c.toString()), key, options.clock ?? systemClock);
   }
 
-  /** Writes the CA in Kubernetes secret layout; the key file is readable by its owner only. */
+  /**
+   * Writes the CA in Kubernetes secret layout, each file atomically; the key file is readable by
+   * its owner only (0600), also when it replaces a file that had a wider mode.
+   */
   save(dir: string): void {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'tls.crt'), [this.certificatePem, ...this.chainAbovePem].join(''));
-    writeFileSync(join(dir, 'tls.key'), privateKeyToPem(this.key), { mode: 0o600 });
-    chmodSync(join(dir, 'tls.key'), 0o600);
-    writeFileSync(join(dir, 'ca.crt'), this.anchorsPem.join(''));
+    writeFileAtomicSync(join(dir, 'tls.key'), privateKeyToPem(this.key), { mode: 0o600 });
+    writeFileAtomicSync(join(dir, 'tls.crt'), [this.certificatePem, ...this.chainAbovePem].join(''), { mode: 0o644 });
+    writeFileAtomicSync(join(dir, 'ca.crt'), this.anchorsPem.join(''), { mode: 0o644 });
   }
 
   get isRoot(): boolean {

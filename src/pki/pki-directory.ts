@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { formatDuration } from '../core/duration.js';
 import { ErrorCodes, PkiError } from '../core/errors.js';
@@ -91,9 +92,9 @@ export class PkiDirectory {
     const retireAfter = new Date(Math.min(this.clock.now() + maxLeafTtlMs, old.notAfter.getTime()));
     const retiredDir = join(this.dir, 'retired', old.serialNumber);
     mkdirSync(retiredDir, { recursive: true });
-    writeFileSync(join(retiredDir, 'ca.crt'), old.anchorsPem.join(''));
-    writeFileSync(join(retiredDir, 'tls.crt'), old.certificatePem);
-    writeFileSync(join(retiredDir, RETIRE_AFTER_FILE), retireAfter.toISOString());
+    writeFileAtomicSync(join(retiredDir, 'ca.crt'), old.anchorsPem.join(''), { mode: 0o644 });
+    writeFileAtomicSync(join(retiredDir, 'tls.crt'), old.certificatePem, { mode: 0o644 });
+    writeFileAtomicSync(join(retiredDir, RETIRE_AFTER_FILE), retireAfter.toISOString(), { mode: 0o644 });
     for (const file of ['tls.crt', 'tls.key', 'ca.crt']) renameSync(join(this.nextDir, file), join(this.dir, file));
     rmSync(this.nextDir, { recursive: true, force: true });
     return { retireAfter };
@@ -163,6 +164,6 @@ export class PkiDirectory {
   }
 
   private writeBundle(bundle: TrustBundle): void {
-    writeFileSync(join(this.dir, BUNDLE_FILE), `${JSON.stringify(bundle.toSpiffeJson(), null, 2)}\n`);
+    writeFileAtomicSync(join(this.dir, BUNDLE_FILE), `${JSON.stringify(bundle.toSpiffeJson(), null, 2)}\n`, { mode: 0o644 });
   }
 }

@@ -7,6 +7,7 @@ import type {
   ExportsWrite,
   Fence,
   GatewayStatusRecord,
+  ReplicaRecord,
   RestoreInput,
   Store,
   StoreSnapshot,
@@ -80,6 +81,11 @@ export class MemoryStore implements Store {
   private readonly statuses: Table<GatewayStatusRecord>;
   /** By audit sequence number, oldest first. */
   private readonly audit: Table<AuditEntry>;
+  /**
+   * Ephemeral: the live controller replicas, each re-announcing itself while it runs; with one
+   * controller per data dir, the only replica after a restart is the new one.
+   */
+  private readonly replicas: Table<ReplicaRecord>;
   private readonly waiters = new Set<() => void>();
   private readonly now: () => number;
   private closed = false;
@@ -98,6 +104,16 @@ export class MemoryStore implements Store {
     this.locks = state.table('locks', { lifetime: 'ephemeral' });
     this.statuses = state.table('statuses', { lifetime: 'durable' });
     this.audit = state.table('audit', { lifetime: 'durable' });
+    this.replicas = state.table('replicas', { lifetime: 'ephemeral' });
+  }
+
+  /** A memory store has no connection that could be re-established. */
+  get connectionGeneration(): number {
+    return 0;
+  }
+
+  get connectionUp(): boolean {
+    return !this.closed;
   }
 
   async open(): Promise<{ epoch: string; created: boolean }> {
@@ -390,6 +406,25 @@ export class MemoryStore implements Store {
     });
   }
 
+  async putReplica(record: ReplicaRecord): Promise<void> {
+    await this.mutate((tx) => tx.put(this.replicas, record.id, { ...record }));
+  }
+
+  async removeReplica(id: string): Promise<void> {
+    await this.mutate((tx) => tx.delete(this.replicas, id));
+  }
+
+  async listReplicas(now: number): Promise<ReplicaRecord[]> {
+    return this.mutate((tx) => {
+      const live: ReplicaRecord[] = [];
+      for (const [id, record] of tx.entries(this.replicas)) {
+        if (record.expiresAt <= now) tx.delete(this.replicas, id);
+        else live.push({ ...record });
+      }
+      return live.sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));
+    });
+  }
+
   async appendAudit(entry: AuditEntry): Promise<void> {
     await this.mutate((tx) => {
       const seq = ((tx.get(this.meta, 'auditSeq') as number | undefined) ?? 0) + 1;
@@ -416,6 +451,16 @@ export class MemoryStore implements Store {
       for (const e of input.exports) tx.put(this.exports, exportKey(e), structuredClone(e));
       for (const b of input.bundles) tx.put(this.bundles, b.trustDomain, { ...b });
       for (const p of input.policies) tx.put(this.policies, p.key, structuredClone(p));
+      if (input.audit) {
+        // The restored entries are older than anything logged since the loss: the log is
+        // rewritten oldest first, under new sequence numbers, so it stays in order.
+        const since = tx.entries(this.audit);
+        const merged = [...[...input.audit].reverse(), ...since.map(([, entry]) => entry)].slice(-AUDIT_KEPT);
+        for (const [key] of since) tx.delete(this.audit, key);
+        let seq = (tx.get(this.meta, 'auditSeq') as number | undefined) ?? 0;
+        for (const entry of merged) tx.put(this.audit, String(++seq), { ...entry });
+        tx.put(this.meta, 'auditSeq', seq);
+      }
       return { epoch, revision };
     });
   }
@@ -425,7 +470,7 @@ export class MemoryStore implements Store {
     await this.mutate((tx) => {
       tx.delete(this.meta, 'epoch');
       tx.put(this.meta, 'revision', 0);
-      for (const table of [this.clusters, this.exports, this.bundles, this.policies, this.locks, this.leases, this.statuses] as Array<Table<unknown>>) {
+      for (const table of [this.clusters, this.exports, this.bundles, this.policies, this.locks, this.leases, this.statuses, this.tokens, this.audit, this.replicas] as Array<Table<unknown>>) {
         for (const [key] of tx.entries(table)) tx.delete(table, key);
       }
       tx.resetLog();

@@ -60,6 +60,16 @@ export interface GatewayStatusRecord {
   version: string;
 }
 
+/** A controller replica announcing where gateways can reach it; refreshed while it runs. */
+export interface ReplicaRecord {
+  id: string;
+  /** The API address gateways dial (advertised). */
+  apiAddress: string;
+  startedAt: number;
+  /** ms since epoch; an entry not refreshed by then is a replica that died. */
+  expiresAt: number;
+}
+
 export interface AuditEntry {
   at: number;
   actor: string;
@@ -90,6 +100,11 @@ export interface RestoreInput {
   exports: ExportRecord[];
   bundles: BundleRecord[];
   policies: PolicyRecord[];
+  /**
+   * The audit log as the restoring replica last read it (drill history included), newest first as
+   * `listAudit` returns it; appended after whatever was logged since the loss.
+   */
+  audit?: AuditEntry[];
 }
 
 /**
@@ -106,6 +121,13 @@ export interface Store {
   close(): Promise<void>;
   /** Throws StoreError(STORE_UNAVAILABLE) when the store cannot be reached. */
   ping(): Promise<void>;
+  /**
+   * Increases whenever the connection to the store dropped or was established again: whatever it
+   * holds may have changed under it (a server that restarted empty), until its epoch is checked.
+   */
+  readonly connectionGeneration: number;
+  /** False while the connection to the store is down (known without a round trip). */
+  readonly connectionUp: boolean;
   /** The current epoch, undefined when the store has lost (or never had) its state. */
   epoch(): Promise<string | undefined>;
   revision(): Promise<number>;
@@ -169,6 +191,12 @@ export interface Store {
    * or whose controller replica died) age out. Removing a cluster removes its statuses too.
    */
   pruneGatewayStatus(before: number): Promise<number>;
+
+  /** Announces (or refreshes) a controller replica. */
+  putReplica(record: ReplicaRecord): Promise<void>;
+  removeReplica(id: string): Promise<void>;
+  /** Replicas whose announcement has not expired at `now`, oldest first; expired ones are dropped. */
+  listReplicas(now: number): Promise<ReplicaRecord[]>;
 
   appendAudit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number): Promise<AuditEntry[]>;

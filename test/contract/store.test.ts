@@ -325,6 +325,37 @@ describe.each(factories)('Store contract: $name', (factory) => {
     expect(await store.changesSince(2)).toEqual([{ revision: 3, type: 'bundle', key: 'x.acme.internal', op: 'put', value: bundleRecord('x.acme.internal', 1) }]);
   });
 
+  it('puts the audit log a restore brings back behind what was logged since the loss', async () => {
+    await store.createCluster(clusterRecord('a'), bundleRecord('a.acme.internal'));
+    const before = await store.snapshot();
+    await factory.loseState(store);
+    await store.appendAudit({ at: 30, actor: 'bob', action: 'token-create', target: 'b', detail: 'since the loss' });
+    const token = (await store.acquireLock('restore', 'replica-1', 10_000)) as number;
+    const older = [
+      { at: 20, actor: 'alice', action: 'drill-end', target: 'default/payments', detail: 'passed' },
+      { at: 10, actor: 'alice', action: 'drill-start', target: 'default/payments', detail: 'kill a' },
+    ];
+    await store.restore({ ...before, audit: older }, { lock: 'restore', holder: 'replica-1', token });
+    await store.appendAudit({ at: 40, actor: 'bob', action: 'drain', target: 'a', detail: 'after the restore' });
+    await restart();
+    expect((await store.listAudit(10)).map((e) => e.at)).toEqual([40, 30, 20, 10]);
+    expect(await store.listAudit(2)).toEqual([
+      { at: 40, actor: 'bob', action: 'drain', target: 'a', detail: 'after the restore' },
+      { at: 30, actor: 'bob', action: 'token-create', target: 'b', detail: 'since the loss' },
+    ]);
+  });
+
+  it('lists the controller replicas that keep announcing themselves, oldest first', async () => {
+    await store.putReplica({ id: 'r2', apiAddress: '10.0.0.2:15012', startedAt: 2, expiresAt: 5000 });
+    await store.putReplica({ id: 'r1', apiAddress: '10.0.0.1:15012', startedAt: 1, expiresAt: 1000 });
+    expect((await store.listReplicas(500)).map((r) => r.id)).toEqual(['r1', 'r2']);
+    expect(await store.listReplicas(2000)).toEqual([{ id: 'r2', apiAddress: '10.0.0.2:15012', startedAt: 2, expiresAt: 5000 }]);
+    await store.putReplica({ id: 'r2', apiAddress: '10.0.0.2:15012', startedAt: 2, expiresAt: 9000 });
+    expect((await store.listReplicas(6000)).map((r) => r.id)).toEqual(['r2']);
+    await store.removeReplica('r2');
+    expect(await store.listReplicas(0)).toEqual([]);
+  });
+
   it('consumes a join token once: ok, then used; expired and unknown tokens are told apart; another cluster\'s name leaves it unused', async () => {
     const now = Date.now();
     await store.putToken('h1', { cluster: 'a', expiresAt: now + 60_000, createdBy: 'alice', createdAt: now }, 120_000);
@@ -532,7 +563,7 @@ describe('JournalStore specifics', () => {
     await store.close();
   });
 
-  it('journals results, not operations: the epoch, fencing tokens and revisions come back identical; locks do not survive', async () => {
+  it('journals results, not operations: the epoch, fencing tokens and revisions come back identical; locks and replicas do not survive', async () => {
     const dir = newDir();
     const store = new JournalStore({ dataDir: dir });
     opened.push(store);
@@ -540,6 +571,7 @@ describe('JournalStore specifics', () => {
     const t1 = await store.acquireLock('leader', 'r1', 60_000);
     const t2 = await store.acquireLock('restore', 'r1', 60_000);
     await store.putBundle(bundleRecord('x', 1));
+    await store.putReplica({ id: 'r1', apiAddress: '127.0.0.1:15012', startedAt: 1, expiresAt: Date.now() + 60_000 });
     await store.close();
     const again = new JournalStore({ dataDir: dir });
     opened.push(again);
@@ -548,6 +580,8 @@ describe('JournalStore specifics', () => {
     // The lock died with its holder's process (one controller per data dir); its token is not handed out again.
     const t3 = await again.acquireLock('leader', 'r2', 60_000);
     expect([t1, t2, t3]).toEqual([1, 2, 3]);
+    // Nor does the replica registry: the one replica after a restart announces itself anew.
+    expect(await again.listReplicas(0)).toEqual([]);
     await again.close();
   });
 

@@ -6,7 +6,9 @@
  * - every kustomization references only files that exist, every YAML file is used by one, and
  *   each renders (test/deploy/kustomize-render.ts) into objects that validate in turn;
  * - what the deployment promises: the controller's replicas, probes and PDB, the gateway's
- *   LoadBalancer on 15443 and its exact RBAC, non-root read-only containers with resource
+ *   LoadBalancer on 15443 and its exact RBAC, the cluster CA key only in the signer's pod, the
+ *   controller's admin port inside the cluster, NetworkPolicies that allow the flows the
+ *   architecture needs and refuse the others, non-root read-only containers with resource
  *   requests, config that fedgate's own loader accepts, Services that select real pods and
  *   ports, and a Grafana dashboard over fedgate's metrics.
  */
@@ -16,6 +18,7 @@ import { parse } from 'yaml';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { Job } from 'kubernetes-models/batch/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NATIVE_KINDS } from '../../src/policy/kinds.js';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -23,6 +26,8 @@ import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models
 import { clusterFromObject, federationFromObject } from '../../src/config/load.js';
 import { isNamespaced, readKustomization, readYamlDocuments, referencedPaths, renderKustomization, type KubeObject } from './kustomize-render.js';
 import { unknownFields } from './unknown-fields.js';
+import { isMonitoringKind, monitoringFieldProblems, MONITORING_MODELS } from './prometheus-operator.js';
+import { flowAllowed, policyTypes, selects, type Endpoint, type NetworkPolicyObject, type PodEndpoint, type Protocol } from './network-policy.js';
 
 const ROOT = process.cwd();
 const DEPLOY = join(ROOT, 'deploy');
@@ -46,6 +51,8 @@ const MODELS: Record<string, Model> = {
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  ...MONITORING_MODELS,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
 // ---- shapes used by the assertions (only what is read) ----
@@ -56,11 +63,11 @@ interface Probe {
 }
 interface Container {
   name: string;
+  ports?: Array<{ name?: string; containerPort: number; protocol?: string }>;
   image: string;
   args?: string[];
   command?: string[];
   env?: Array<{ name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string } } }>;
-  ports?: Array<{ name?: string; containerPort: number }>;
   startupProbe?: Probe;
   livenessProbe?: Probe;
   readinessProbe?: Probe;
@@ -70,9 +77,10 @@ interface Container {
 }
 interface Volume {
   name: string;
-  configMap?: { name: string };
+  configMap?: { name: string; items?: Array<{ key: string; path: string }> };
   secret?: { secretName: string; optional?: boolean; defaultMode?: number };
   emptyDir?: Record<string, unknown>;
+  projected?: { defaultMode?: number; sources: Array<{ serviceAccountToken?: { audience?: string; expirationSeconds?: number; path: string } }> };
 }
 interface PodSpec {
   serviceAccountName?: string;
@@ -112,8 +120,12 @@ function walkFiles(dir: string): string[] {
 }
 
 const ALL_FILES = walkFiles(DEPLOY);
-/** Kubernetes manifests: deploy/compose holds fedgate's own config for docker-compose. */
-const YAML_FILES = ALL_FILES.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith(join(DEPLOY, 'compose') + '/'));
+/**
+ * Kubernetes manifests: deploy/compose holds fedgate's own config for docker-compose, and
+ * deploy/monitoring/{rules,tests} Prometheus's rules and promtool's tests (alert-rules.test.ts).
+ */
+const NOT_MANIFESTS = ['compose', 'monitoring/rules', 'monitoring/tests'].map((d) => join(DEPLOY, d) + '/');
+const YAML_FILES = ALL_FILES.filter((f) => /\.ya?ml$/.test(f) && !NOT_MANIFESTS.some((d) => f.startsWith(d)));
 const KUSTOMIZATION_DIRS = YAML_FILES.filter((f) => f.endsWith('/kustomization.yaml')).map((f) => resolve(f, '..'));
 const PATCH_FILES = new Set(KUSTOMIZATION_DIRS.flatMap((dir) => referencedPaths(dir).filter((r) => r.role === 'patch').map((r) => r.path)));
 const RESOURCE_FILES = YAML_FILES.filter((f) => !f.endsWith('/kustomization.yaml') && !PATCH_FILES.has(f));
@@ -128,7 +140,7 @@ function validationProblems(object: KubeObject): string[] {
   } catch (error) {
     problems.push((error as Error).message);
   }
-  return [...problems, ...unknownFields(object)];
+  return [...problems, ...(isMonitoringKind(object) ? monitoringFieldProblems(object) : unknownFields(object))];
 }
 
 const rendered = new Map<string, KubeObject[]>();
@@ -199,7 +211,7 @@ describe('deploy/ files', () => {
   it('has the layout deploy/README.md describes', () => {
     const dirs = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).sort();
     expect(dirs).toEqual(
-      ['base/controller', 'base/gateway', 'base/namespace', 'base/redis', 'crds', 'join', 'overlays/controller', 'overlays/controller-external-redis', 'overlays/eu-west', 'overlays/us-east', 'overlays/us-west'].sort(),
+      ['base/controller', 'base/gateway', 'base/namespace', 'base/redis', 'base/signer', 'crds', 'join', 'monitoring', 'overlays/controller', 'overlays/controller-external-redis', 'overlays/eu-west', 'overlays/us-east', 'overlays/us-west'].sort(),
     );
     expect(ALL_FILES.map(rel)).toEqual(expect.arrayContaining(['deploy/README.md', 'deploy/grafana/fedgate-dashboard.json']));
   });
@@ -275,16 +287,16 @@ describe.each(KUSTOMIZATION_DIRS.map((d) => [relative(DEPLOY, d)]))('kustomize b
 
 });
 
-/** Kustomizations with pods: all but the CRDs and the namespace. */
-const WORKLOAD_DIRS = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).filter((d) => d !== 'crds' && d !== 'base/namespace');
+/** Kustomizations with pods: all but the CRDs, the namespace and the monitoring objects. */
+const WORKLOAD_DIRS = KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).filter((d) => d !== 'crds' && d !== 'base/namespace' && d !== 'monitoring');
 
 /**
- * ConfigMaps a kustomization uses without defining: the join Job runs against the gateway's
- * cluster file, which the cluster's overlay (here: us-east) defines.
+ * ConfigMaps a kustomization uses without defining: the join Job and the signer run against the
+ * gateway's cluster file, which the cluster's overlay (here: us-east) defines.
  */
 function configMapsFor(dir: string): KubeObject[] {
   const own = render(dir).filter((o) => o.kind === 'ConfigMap');
-  return dir === 'join' ? [...own, ...render('overlays/us-east').filter((o) => o.kind === 'ConfigMap' && o.metadata.name === 'fedgate-gateway-config')] : own;
+  return dir === 'join' || dir === 'base/signer' ? [...own, ...render('overlays/us-east').filter((o) => o.kind === 'ConfigMap' && o.metadata.name === 'fedgate-gateway-config')] : own;
 }
 
 describe.each(WORKLOAD_DIRS.map((d) => [d]))('pods of deploy/%s', (dir) => {
@@ -308,8 +320,10 @@ describe.each(WORKLOAD_DIRS.map((d) => [d]))('pods of deploy/%s', (dir) => {
   it('mounts only declared volumes, probes declared ports, and references objects it defines or documents', () => {
     const objects = render(dir);
     const configMaps = configMapsFor(dir);
-    // Secrets are created by the operator (deploy/README.md); everything else must be rendered here.
+    // Secrets (and the cluster's public CA certificate) are created by the operator
+    // (deploy/README.md); everything else must be rendered here.
     const documentedSecrets = ['fedgate-controller-ca', 'fedgate-redis', 'fedgate-cluster-ca', 'fedgate-membership', 'fedgate-join-token'];
+    const documentedConfigMaps = ['fedgate-cluster-trust'];
     expect(workloads(objects).length).toBeGreaterThan(0);
     for (const workload of workloads(objects)) {
       const pod = workload.spec.template.spec;
@@ -326,10 +340,11 @@ describe.each(WORKLOAD_DIRS.map((d) => [d]))('pods of deploy/%s', (dir) => {
         }
       }
       for (const v of pod.volumes ?? []) {
-        if (v.configMap) expect(configMaps.map((o) => o.metadata.name)).toContain(v.configMap.name);
+        if (v.configMap) expect([...configMaps.map((o) => o.metadata.name), ...documentedConfigMaps]).toContain(v.configMap.name);
         if (v.secret) expect(documentedSecrets).toContain(v.secret.secretName);
         // 0440 (288) or stricter: keys are readable by the pod's group only because of fsGroup.
         if (v.secret) expect(v.secret.defaultMode).toBe(288);
+        if (v.projected) expect(v.projected.defaultMode).toBe(288);
       }
       if (pod.serviceAccountName) expect(objects.some((o) => o.kind === 'ServiceAccount' && o.metadata.name === pod.serviceAccountName)).toBe(true);
     }
@@ -426,11 +441,18 @@ describe('controller (deploy/overlays/controller)', () => {
     expect(pdb.spec.selector.matchLabels).toEqual(find<Workload>(objects(), 'Deployment', 'fedgate-controller').spec.selector?.matchLabels);
   });
 
-  it('exposes join, API and admin in the cluster and to other clusters', () => {
-    for (const [name, type] of [['fedgate-controller', 'ClusterIP'], ['fedgate-controller-public', 'LoadBalancer']]) {
-      const service = find<ServiceObject>(objects(), 'Service', name as string);
-      expect(service.spec.type).toBe(type);
-      expect(service.spec.ports.map((p) => p.port).sort()).toEqual([15010, 15012, 15014]);
+  it('exposes join and API to other clusters, and the admin port only inside the cluster', () => {
+    const internal = find<ServiceObject>(objects(), 'Service', 'fedgate-controller');
+    expect(internal.spec.type).toBe('ClusterIP');
+    expect(internal.spec.ports.map((p) => p.port).sort()).toEqual([15010, 15012, 15014]);
+    const outside = find<ServiceObject>(objects(), 'Service', 'fedgate-controller-public');
+    expect(outside.spec.type).toBe('LoadBalancer');
+    expect(outside.spec.ports.map((p) => p.port).sort()).toEqual([15010, 15012]);
+    // No other Service reaches the admin port, in this overlay or the external-Redis one.
+    for (const overlay of ['overlays/controller', 'overlays/controller-external-redis']) {
+      const services = render(overlay).filter((o): o is ServiceObject => o.kind === 'Service');
+      const exposing = services.filter((o) => o.spec.type !== 'ClusterIP' && o.spec.ports.some((p) => p.port === 15014 || p.targetPort === 'http-admin' || p.targetPort === 15014));
+      expect(exposing.map((o) => o.metadata.name)).toEqual([]);
     }
   });
 
@@ -439,7 +461,9 @@ describe('controller (deploy/overlays/controller)', () => {
     const federation = federationFromObject(parse(configData(objects(), 'fedgate-controller-config')['federation.yaml'] as string));
     const controller = federation.spec.controller;
     expect([controller.listen, controller.joinListen, controller.admin]).toEqual(['0.0.0.0:15012', '0.0.0.0:15010', '0.0.0.0:15014']);
-    expect([controller.advertise, controller.advertiseJoin, controller.advertiseAdmin].every((a) => a?.startsWith('controller.acme.example:'))).toBe(true);
+    expect([controller.advertise, controller.advertiseJoin].every((a) => a?.startsWith('controller.acme.example:'))).toBe(true);
+    // The admin port is advertised by its in-cluster Service name: nothing outside may reach it.
+    expect(controller.advertiseAdmin).toBe(`fedgate-controller.${NAMESPACE}.svc:15014`);
     // The CA is copied from the secret into the writable state volume (the controller writes admin/ there).
     const state = mountOf(deployment, 'controller', 'state');
     expect(controller.pkiDir?.startsWith(`${state}/`)).toBe(true);
@@ -497,7 +521,7 @@ describe.each(CLUSTERS.map((c) => [c, c]))('gateway of %s (deploy/overlays/%s)',
     expect(config.spec.gateway.advertise).toEqual([`gateway.${cluster}.acme.example:15443`]);
   });
 
-  it('runs the gateway on its cluster file, with the cluster CA and the membership mounted', () => {
+  it('runs the gateway on its cluster file, with its certificate from the signer and the membership mounted, never the CA key', () => {
     const objectsList = objects();
     const deployment = find<Workload>(objectsList, 'Deployment', 'fedgate-gateway');
     const gateway = container(deployment, 'gateway');
@@ -507,8 +531,23 @@ describe.each(CLUSTERS.map((c) => [c, c]))('gateway of %s (deploy/overlays/%s)',
     expect(gateway.image).toBe('registry.example.com/platform/fedgate:0.1.0');
 
     const config = clusterFromObject(parse(configData(objectsList, 'fedgate-gateway-config')[`${cluster}.yaml`] as string), `${configDir}/${cluster}.yaml`);
-    expect(volume(deployment, 'cluster-ca').secret?.secretName).toBe('fedgate-cluster-ca');
-    expect(config.pkiDir).toBe(mountOf(deployment, 'gateway', 'cluster-ca'));
+    expect(config.spec.gateway.certificateSource).toBe('signer');
+    const signerSettings = config.spec.gateway.signer;
+    // The signer's Service, in this namespace, on its port.
+    const signerService = find<ServiceObject>(objectsList, 'Service', 'fedgate-signer');
+    expect(signerSettings?.address).toBe(`${signerService.metadata.name}.${NAMESPACE}.svc:${signerService.spec.ports[0]?.port}`);
+    // The public CA certificate from the documented ConfigMap, nothing else of it.
+    expect(signerSettings?.caFile).toBe(`${mountOf(deployment, 'gateway', 'cluster-trust')}/ca.crt`);
+    expect(volume(deployment, 'cluster-trust').configMap).toEqual({ name: 'fedgate-cluster-trust', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+    // A ServiceAccount token bound to the signer's audience, the one the signer checks for.
+    const projected = volume(deployment, 'signer-token').projected?.sources[0]?.serviceAccountToken;
+    expect(signerSettings?.tokenFile).toBe(`${mountOf(deployment, 'gateway', 'signer-token')}/${projected?.path}`);
+    const signerArgs = container(find<Workload>(objectsList, 'Deployment', 'fedgate-signer'), 'signer').args ?? [];
+    expect(projected?.audience).toBe(signerArgs[signerArgs.indexOf('--kubernetes-audience') + 1]);
+    expect(projected?.expirationSeconds).toBeLessThanOrEqual(3600);
+    // No volume of the gateway comes from a secret but the membership (no key material).
+    expect((deployment.spec.template.spec.volumes ?? []).filter((v) => v.secret).map((v) => v.secret?.secretName)).toEqual(['fedgate-membership']);
+
     const state = mountOf(deployment, 'gateway', 'state');
     expect(config.stateDir.startsWith(`${state}/`)).toBe(true);
     expect(volume(deployment, 'state').emptyDir).toBeDefined();
@@ -516,6 +555,34 @@ describe.each(CLUSTERS.map((c) => [c, c]))('gateway of %s (deploy/overlays/%s)',
     expect(volume(deployment, 'membership').secret).toMatchObject({ secretName: 'fedgate-membership' });
     expect(volume(deployment, 'membership').secret?.optional).toBeUndefined();
     expect(container(deployment, 'restore-membership').command?.join(' ')).toContain(`${config.stateDir}/membership.json`);
+  });
+
+  it('runs the signer: the only pod with the CA secret, issuing this cluster\'s gateway identity to the gateway\'s ServiceAccount only', () => {
+    const objectsList = objects();
+    const signer = find<Workload>(objectsList, 'Deployment', 'fedgate-signer');
+    const c = container(signer, 'signer');
+    const args = c.args ?? [];
+    const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+    expect(args.slice(0, 2)).toEqual(['ca', 'serve']);
+    expect(flag('--ca')).toBe(mountOf(signer, 'signer', 'cluster-ca'));
+    expect(volume(signer, 'cluster-ca').secret).toMatchObject({ secretName: 'fedgate-cluster-ca', defaultMode: 288 });
+    expect(flag('--cluster')).toBe('$(FEDGATE_CLUSTER)');
+    expect(c.env?.find((e) => e.name === 'FEDGATE_CLUSTER')?.valueFrom?.configMapKeyRef).toEqual({ name: 'fedgate-gateway-config', key: 'cluster' });
+    const gateway = find<Workload>(objectsList, 'Deployment', 'fedgate-gateway');
+    expect(flag('--kubernetes-service-account')).toBe(`${NAMESPACE}:${gateway.spec.template.spec.serviceAccountName}`);
+    expect(args).toContain('--no-renewal');
+    expect(flag('--max-ttl')).toBe('1h');
+    expect((c.ports ?? []).map((p) => p.containerPort).sort()).toEqual([15016, 15017]);
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 15017 });
+    expect(signer.spec.template.spec.serviceAccountName).toBe('fedgate-signer');
+    expect(find<ServiceObject>(objectsList, 'Service', 'fedgate-signer').spec.type).toBe('ClusterIP');
+    expect(find(objectsList, 'PodDisruptionBudget', 'fedgate-signer')).toBeDefined();
+
+    // Exactly TokenReview, bound to the signer's account.
+    expect(grants(rules(find(objectsList, 'ClusterRole', 'fedgate-signer')))).toEqual(['authentication.k8s.io/tokenreviews create']);
+    const binding = find<KubeObject & { roleRef: { name: string }; subjects: Array<{ kind: string; name: string; namespace: string }> }>(objectsList, 'ClusterRoleBinding', 'fedgate-signer');
+    expect(binding.roleRef.name).toBe('fedgate-signer');
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'fedgate-signer', namespace: NAMESPACE }]);
   });
 
   it('probes /healthz and /readyz on the admin port 15021 and asks for resources', () => {
@@ -576,16 +643,16 @@ describe('clusters together', () => {
 describe('join Job (deploy/join)', () => {
   const objects = (): KubeObject[] => render('join');
 
-  it('joins with the token and the cluster CA, then writes only the membership secret', () => {
+  it('joins with the token, the controller CA and the cluster\'s public CA certificate, then writes only the membership secret', () => {
     const job = find<Workload>(objects(), 'Job', 'fedgate-join');
     const joiner = container(job, 'join');
     const tokenDir = mountOf(job, 'join', 'join-token');
-    expect(joiner.args).toEqual(['join', '--config', `${mountOf(job, 'join', 'config')}/$(FEDGATE_CLUSTER).yaml`, '--token-file', `${tokenDir}/token`]);
+    expect(joiner.args).toEqual(['join', '--config', `${mountOf(job, 'join', 'config')}/$(FEDGATE_CLUSTER).yaml`, '--token-file', `${tokenDir}/token`, '--controller-ca', `${tokenDir}/controller-ca.crt`]);
     expect(volume(job, 'join-token').secret?.secretName).toBe('fedgate-join-token');
-    expect(volume(job, 'cluster-ca').secret?.secretName).toBe('fedgate-cluster-ca');
+    expect(volume(job, 'cluster-trust').configMap).toEqual({ name: 'fedgate-cluster-trust', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
     // The Job runs against the gateway's ConfigMap: the same paths as the gateway.
     const gateway = find<Workload>(render('overlays/us-east'), 'Deployment', 'fedgate-gateway');
-    expect(mountOf(job, 'join', 'cluster-ca')).toBe(mountOf(gateway, 'gateway', 'cluster-ca'));
+    expect(mountOf(job, 'join', 'cluster-trust')).toBe(mountOf(gateway, 'gateway', 'cluster-trust'));
     expect(mountOf(job, 'join', 'state')).toBe(mountOf(gateway, 'gateway', 'state'));
     expect(tokenDir).toBe('/etc/fedgate/join');
     expect(volume(job, 'config').configMap?.name).toBe('fedgate-gateway-config');
@@ -595,6 +662,143 @@ describe('join Job (deploy/join)', () => {
     expect(script).toContain("name: 'fedgate-membership'");
     expect(script).toContain('/var/lib/fedgate/state/membership.json');
     expect(readKustomization(join(DEPLOY, 'join')).namespace).toBe(NAMESPACE);
+  });
+});
+
+// ---- who holds the cluster CA key ----
+
+describe('the cluster CA key (issue 28: it leaves the gateway)', () => {
+  const everything = (): Array<{ dir: string; objects: KubeObject[] }> => KUSTOMIZATION_DIRS.map((d) => relative(DEPLOY, d)).map((dir) => ({ dir, objects: render(dir) }));
+
+  it('is mounted by the signer and by no other workload anywhere in deploy/', () => {
+    const mounting = new Set<string>();
+    for (const { objects } of everything()) {
+      for (const workload of workloads(objects)) {
+        if ((workload.spec.template.spec.volumes ?? []).some((v) => v.secret?.secretName === 'fedgate-cluster-ca')) mounting.add(workload.metadata.name);
+      }
+    }
+    expect([...mounting]).toEqual(['fedgate-signer']);
+  });
+
+  it('is readable through the API by no fedgate ServiceAccount: the only secret any role may read is the membership', () => {
+    const secretReads: string[] = [];
+    for (const { dir, objects } of everything()) {
+      for (const role of objects.filter((o) => o.kind === 'Role' || o.kind === 'ClusterRole')) {
+        for (const rule of rules(role)) {
+          if (!rule.apiGroups.includes('') || !(rule.resources.includes('secrets') || rule.resources.includes('*'))) continue;
+          if (rule.verbs.some((v) => ['get', 'list', 'watch', '*'].includes(v))) secretReads.push(`${dir} ${role.metadata.name}: ${rule.resourceNames?.join(',') ?? 'every secret'}`);
+        }
+      }
+    }
+    expect(secretReads).toEqual(['join fedgate-join: fedgate-membership']);
+  });
+});
+
+// ---- NetworkPolicies ----
+
+/** Every pod a cluster of this example runs, as NetworkPolicy sees it, plus pods and addresses around it. */
+function podsOf(objects: KubeObject[]): PodEndpoint[] {
+  const namespace = objects.find((o) => o.kind === 'Namespace' && o.metadata.name === NAMESPACE);
+  const namespaceLabels = { ...((namespace?.metadata.labels as Record<string, string> | undefined) ?? {}), 'kubernetes.io/metadata.name': NAMESPACE };
+  return workloads(objects).map((w) => ({
+    kind: 'pod',
+    name: w.metadata.name,
+    namespace: NAMESPACE,
+    namespaceLabels,
+    labels: w.spec.template.metadata.labels,
+    ports: allContainers(w.spec.template.spec).flatMap((c) => c.ports ?? []),
+  }));
+}
+
+const otherPod = (name: string, namespace: string, labels: Record<string, string>, ports: PodEndpoint['ports'] = []): PodEndpoint => ({ kind: 'pod', name, namespace, namespaceLabels: { 'kubernetes.io/metadata.name': namespace }, labels, ports });
+const AROUND: Record<string, Endpoint> = {
+  'a workload': otherPod('web', 'shop', { app: 'web' }, [{ containerPort: 8080 }]),
+  prometheus: otherPod('prometheus', 'monitoring', { app: 'prometheus' }),
+  'kube-dns': otherPod('coredns', 'kube-system', { 'k8s-app': 'kube-dns' }, [{ containerPort: 53, protocol: 'UDP' }, { containerPort: 53 }]),
+  'a pod of fedgate-system': otherPod('fedgate-join', NAMESPACE, { 'app.kubernetes.io/component': 'join' }),
+  'the internet': { kind: 'external', name: 'internet', ip: '203.0.113.10' },
+  'the API server': { kind: 'external', name: 'apiserver', ip: '10.0.0.1' },
+  'a remote gateway': { kind: 'external', name: 'remote-gateway', ip: '198.51.100.20' },
+  'an external Redis': { kind: 'external', name: 'redis', ip: '192.0.2.30' },
+};
+
+describe('NetworkPolicies', () => {
+  // us-east runs the control plane next to its gateway in this example: one network for both.
+  const cluster = (): KubeObject[] => [...render('overlays/us-east'), ...render('overlays/controller')];
+  const policies = (objects: KubeObject[]): NetworkPolicyObject[] => objects.filter((o) => o.kind === 'NetworkPolicy') as unknown as NetworkPolicyObject[];
+
+  it.each(['overlays/us-east', 'overlays/us-west', 'overlays/eu-west', 'overlays/controller', 'overlays/controller-external-redis'])('%s: every pod is under exactly one policy, isolated both ways', (dir) => {
+    const objects = render(dir);
+    for (const pod of podsOf(objects)) {
+      const selecting = policies(objects).filter((p) => selects(p, pod));
+      expect({ pod: pod.name, policies: selecting.map((p) => p.metadata.name) }).toEqual({ pod: pod.name, policies: [expect.any(String)] });
+      expect({ pod: pod.name, types: policyTypes(selecting[0] as NetworkPolicyObject).sort() }).toEqual({ pod: pod.name, types: ['Egress', 'Ingress'] });
+    }
+  });
+
+  // [from, to, port, protocol, allowed]: the flows the architecture needs, and neighbours it must refuse.
+  const FLOWS: Array<[string, string, number, Protocol, boolean]> = [
+    ['fedgate-gateway', 'fedgate-signer', 15016, 'TCP', true],
+    ['a workload', 'fedgate-signer', 15016, 'TCP', false],
+    ['a pod of fedgate-system', 'fedgate-signer', 15016, 'TCP', false],
+    ['fedgate-controller', 'fedgate-signer', 15016, 'TCP', false],
+    ['prometheus', 'fedgate-signer', 15017, 'TCP', true],
+    ['a workload', 'fedgate-signer', 15017, 'TCP', false],
+    ['fedgate-signer', 'the API server', 443, 'TCP', true],
+    ['fedgate-signer', 'kube-dns', 53, 'UDP', true],
+    ['fedgate-signer', 'the internet', 15443, 'TCP', false],
+    ['fedgate-signer', 'a workload', 8080, 'TCP', false],
+    ['fedgate-signer', 'fedgate-gateway', 15021, 'TCP', false],
+    ['the internet', 'fedgate-gateway', 15443, 'TCP', true],
+    ['the internet', 'fedgate-gateway', 15001, 'TCP', false],
+    ['the internet', 'fedgate-gateway', 15021, 'TCP', false],
+    ['a workload', 'fedgate-gateway', 15001, 'TCP', true],
+    ['a workload', 'fedgate-gateway', 15021, 'TCP', false],
+    ['prometheus', 'fedgate-gateway', 15021, 'TCP', true],
+    ['fedgate-gateway', 'a workload', 8080, 'TCP', true],
+    ['fedgate-gateway', 'a remote gateway', 15443, 'TCP', true],
+    ['fedgate-gateway', 'a remote gateway', 15012, 'TCP', true],
+    ['fedgate-gateway', 'the internet', 22, 'TCP', false],
+    ['fedgate-gateway', 'the API server', 443, 'TCP', true],
+    ['fedgate-gateway', 'kube-dns', 53, 'UDP', true],
+    ['fedgate-gateway', 'fedgate-controller', 15012, 'TCP', true],
+    ['fedgate-gateway', 'fedgate-redis', 6379, 'TCP', false],
+    ['the internet', 'fedgate-controller', 15010, 'TCP', true],
+    ['the internet', 'fedgate-controller', 15012, 'TCP', true],
+    ['the internet', 'fedgate-controller', 15014, 'TCP', false],
+    ['a workload', 'fedgate-controller', 15014, 'TCP', false],
+    ['prometheus', 'fedgate-controller', 15014, 'TCP', true],
+    ['a pod of fedgate-system', 'fedgate-controller', 15014, 'TCP', true],
+    ['fedgate-controller', 'fedgate-redis', 6379, 'TCP', true],
+    ['fedgate-controller', 'fedgate-redis', 26379, 'TCP', true],
+    ['fedgate-controller', 'the internet', 443, 'TCP', false],
+    ['fedgate-controller', 'fedgate-gateway', 15443, 'TCP', false],
+    ['fedgate-redis', 'fedgate-redis', 26379, 'TCP', true],
+    ['a workload', 'fedgate-redis', 6379, 'TCP', false],
+    ['fedgate-redis', 'the internet', 443, 'TCP', false],
+  ];
+
+  it.each(FLOWS)('%s → %s:%d/%s allowed: %s', (from, to, port, protocol, allowed) => {
+    const objects = cluster();
+    const endpoints = new Map<string, Endpoint>([...podsOf(objects).map((p): [string, Endpoint] => [p.name, p]), ...Object.entries(AROUND)]);
+    const source = endpoints.get(from);
+    const destination = endpoints.get(to);
+    if (!source || !destination) throw new Error(`unknown endpoint ${source ? to : from}`);
+    expect(flowAllowed(policies(objects), source, destination, port, protocol)).toBe(allowed);
+  });
+
+  it('lets the controller reach an external Redis (and only Redis ports) in controller-external-redis', () => {
+    const objects = render('overlays/controller-external-redis');
+    const controller = podsOf(objects).find((p) => p.name === 'fedgate-controller') as PodEndpoint;
+    const redis = AROUND['an external Redis'] as Endpoint;
+    expect(flowAllowed(policies(objects), controller, redis, 6380)).toBe(true);
+    expect(flowAllowed(policies(objects), controller, redis, 443)).toBe(false);
+  });
+
+  it('has teeth: without the policies every flow above is allowed', () => {
+    const objects = cluster();
+    const endpoints = new Map<string, Endpoint>([...podsOf(objects).map((p): [string, Endpoint] => [p.name, p]), ...Object.entries(AROUND)]);
+    for (const [from, to, port, protocol] of FLOWS) expect(flowAllowed([], endpoints.get(from) as Endpoint, endpoints.get(to) as Endpoint, port, protocol)).toBe(true);
   });
 });
 
@@ -629,6 +833,11 @@ describe('Grafana dashboard (deploy/grafana/fedgate-dashboard.json)', () => {
     'fedgate_controller_change_apply_seconds',
     'fedgate_drill_runs_total',
     'fedgate_drill_last_failover_seconds',
+    'fedgate_policy_revision',
+    'fedgate_policy_applies_total',
+    'fedgate_authz_decisions_total',
+    'fedgate_fault_injections_total',
+    'fedgate_certificate_expiry_timestamp_seconds',
   ];
 
   it('references every fedgate metric, and only metrics fedgate exports', () => {
@@ -649,6 +858,24 @@ describe('Grafana dashboard (deploy/grafana/fedgate-dashboard.json)', () => {
     expect(has(/histogram_quantile\(0\.99, sum by \(le, destination_cluster\) \(rate\(fedgate_request_duration_seconds_bucket/)).toBe(true);
     expect(has(/histogram_quantile\(0\.99, sum by \(le, destination_cluster\) \(increase\(fedgate_failover_seconds_bucket/)).toBe(true);
     expect(has(/fedgate_drill_runs_total/) && has(/by \(service, mode, outcome\)/)).toBe(true);
+  });
+
+  it('shows policy convergence, authorization decisions and injected faults', () => {
+    const all = exprs();
+    const has = (pattern: RegExp): boolean => all.some((e) => pattern.test(e));
+    // Revision in force per cluster against the newest received, gateways behind, refusals (NACKs).
+    expect(has(/min by \(cluster\) \(fedgate_policy_revision\{state="applied"/)).toBe(true);
+    expect(has(/max\(fedgate_policy_revision\{state="latest"\}\)/)).toBe(true);
+    expect(has(/fedgate_policy_revision\{state="latest"\} > ignoring\(state\) fedgate_policy_revision\{state="applied"\}/)).toBe(true);
+    expect(has(/sum by \(cluster, result\) \(increase\(fedgate_policy_applies_total/)).toBe(true);
+    // Allow/deny by serving cluster, denials by policy, refusals by calling → serving cluster.
+    expect(has(/sum by \(cluster, decision\) \(rate\(fedgate_authz_decisions_total/)).toBe(true);
+    expect(has(/sum by \(cluster, service, policy\) \(rate\(fedgate_authz_decisions_total\{decision="deny"/)).toBe(true);
+    expect(has(/sum by \(source_cluster, destination_cluster\) \(rate\(fedgate_requests_total\{direction="inbound", code=~"403\|grpc-7"/)).toBe(true);
+    // Delays and aborts by service.
+    expect(has(/sum by \(cluster, service, fault\) \(rate\(fedgate_fault_injections_total/)).toBe(true);
+    const titles = dashboard().panels.filter((p) => p.type === 'row').map((p) => p.title);
+    expect(titles).toEqual(expect.arrayContaining(['Policy convergence', 'Authorization (at the serving gateway)', 'Faults (FaultPolicy)', 'Certificates']));
   });
 
   it('is a well-formed dashboard: unique panel ids, no overlapping panels, a Prometheus data source variable', () => {

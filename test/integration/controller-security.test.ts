@@ -163,7 +163,7 @@ describe('controller security', () => {
     gateways.push(east, west);
     await eventually(() => west.catalog.data.services.has('default/payments'), 'payments at us-west');
     const raw = rawSync(control.controller.addresses.api, west.membership.controllerCaPem, west.identity.svid.current);
-    raw.call.write({ msg: { $case: 'hello', value: { cluster: 'us-east', epoch: '', revision: 0, exports: [], info: undefined, bundle: undefined, version: '', instance: 'raw' } } });
+    raw.call.write({ msg: { $case: 'hello', value: { cluster: 'us-east', epoch: '', revision: 0, exports: [], info: undefined, bundle: undefined, version: '', instance: 'raw', policyRevision: 0, policyRefusal: '', policyRefusalRevision: 0 } } });
     const status = await raw.status;
     raw.close();
     expect(status.details).toBe('this stream is authenticated as the gateway of "us-west"; it may not speak for "us-east"');
@@ -202,7 +202,7 @@ describe('controller security', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect([...east.catalog.data.services.keys()].sort()).toEqual(['default/a', 'default/b']);
     const raw = rawSync(control.controller.addresses.api, east.membership.controllerCaPem, east.identity.svid.current);
-    raw.call.write({ msg: { $case: 'hello', value: { cluster: 'us-east', epoch: '', revision: 0, exports: [exportSpec('x'.repeat(63), { consumers: Array.from({ length: 300_000 }, () => 'consumer-cluster-name-long') })], info: undefined, bundle: undefined, version: '', instance: 'raw' } } });
+    raw.call.write({ msg: { $case: 'hello', value: { cluster: 'us-east', epoch: '', revision: 0, exports: [exportSpec('x'.repeat(63), { consumers: Array.from({ length: 300_000 }, () => 'consumer-cluster-name-long') })], info: undefined, bundle: undefined, version: '', instance: 'raw', policyRevision: 0, policyRefusal: '', policyRefusalRevision: 0 } } });
     const status = await raw.status;
     raw.close();
     expect(status.code).toBe(8);

@@ -118,8 +118,7 @@ export async function joinSimulatedGateway(
   const catalog = new CatalogReplica({ log, stateDir: options.stateDir, check: (data, previous) => GatewayIdentity.checkBundles(data.bundles, previous.bundles) });
   const exports = new StaticExportSource(options.exports ?? []);
   const client = new ControllerClient({
-    membership,
-    apiAddresses: options.apiAddresses,
+    membership: () => (options.apiAddresses ? { ...membership, controllerAddresses: options.apiAddresses } : membership),
     instance: options.instance ?? `${name}-0`,
     info: () => info,
     svid: identity.svid,
@@ -143,7 +142,7 @@ export function startGatewayReplica(of: SimulatedGateway, instance: string, log:
   const catalog = new CatalogReplica({ log, check: (data, previous) => GatewayIdentity.checkBundles(data.bundles, previous.bundles) });
   const exports = new StaticExportSource(of.exports.current());
   const client = new ControllerClient({
-    membership: of.membership,
+    membership: () => of.membership,
     info: () => of.info,
     svid: of.identity.svid,
     ownBundle: () => of.identity.bundleRecord(),

@@ -17,7 +17,10 @@
  *   resource keep the status, writes to /status change only the status), no-op writes that do not
  *   bump the resourceVersion, `metadata.generation` bumped on spec changes, 409 on a stale
  *   resourceVersion precondition;
- * - bearer-token authentication (401 without it).
+ * - bearer-token authentication (401 without it);
+ * - the TokenReview API (authentication.k8s.io/v1, create only) for ServiceAccount tokens the test
+ *   mints with issueServiceAccountToken(): audience intersection, expiry, revocation, the
+ *   pod-name extra of bound tokens, and the answers kube-apiserver gives when they do not match.
  *
  * Test hooks: apply/remove objects directly (any shape, malformed included), dropWatches(),
  * expireHistory(), failNext() to inject errors, and the request log.
@@ -284,6 +287,19 @@ function matchesSelector(object: KubeObject | undefined, selector: LabelRequirem
   });
 }
 
+/** A ServiceAccount token the fake API server knows, as the TokenRequest API would have minted it. */
+export interface FakeServiceAccountToken {
+  namespace: string;
+  serviceAccount: string;
+  audiences: string[];
+  expiresAt: number;
+  /** A token bound to a pod (projected volume) carries its name in `user.extra`. */
+  podName?: string;
+}
+
+/** The audience of tokens that do not name one: the API server itself. */
+export const API_SERVER_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
+
 export interface FakeKubeApiOptions {
   /** Events kept for watches that resume; older resourceVersions get 410 Gone. */
   historyLimit?: number;
@@ -304,6 +320,7 @@ export class FakeKubeApi {
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
   private faults: Fault[] = [];
+  private readonly serviceAccountTokens = new Map<string, FakeServiceAccountToken>();
   private readonly historyLimit: number;
   private readonly bookmarkIntervalMs: number;
   readonly token: string;
@@ -419,6 +436,34 @@ export class FakeKubeApi {
   /** Sends a BOOKMARK to every watch that allows them. */
   bookmark(): void {
     for (const watcher of this.watchers) if (watcher.bookmarks) this.sendBookmark(watcher);
+  }
+
+  /**
+   * Mints a ServiceAccount token (opaque here; a real one is a JWT, which TokenReview callers must
+   * not look into anyway). `expiresInMs` defaults to an hour.
+   */
+  issueServiceAccountToken(options: { namespace: string; serviceAccount: string; audiences?: string[]; expiresInMs?: number; podName?: string }): string {
+    const token = `fake-sa-${randomUUID()}`;
+    this.serviceAccountTokens.set(token, {
+      namespace: options.namespace,
+      serviceAccount: options.serviceAccount,
+      audiences: options.audiences ?? [API_SERVER_AUDIENCE],
+      expiresAt: Date.now() + (options.expiresInMs ?? 3_600_000),
+      podName: options.podName,
+    });
+    return token;
+  }
+
+  /** Invalidates every token of a ServiceAccount, as deleting the account (or its pod) does. */
+  revokeServiceAccountTokens(namespace: string, serviceAccount: string): number {
+    let revoked = 0;
+    for (const [token, entry] of this.serviceAccountTokens) {
+      if (entry.namespace === namespace && entry.serviceAccount === serviceAccount) {
+        this.serviceAccountTokens.delete(token);
+        revoked += 1;
+      }
+    }
+    return revoked;
   }
 
   /** The next `times` requests that match get `status` (a Status body) instead of an answer. */
@@ -579,6 +624,11 @@ export class FakeKubeApi {
     req.on('end', () => {
       try {
         if (req.headers.authorization !== `Bearer ${this.token}`) throw new HttpError(401, 'Unauthorized', 'Unauthorized');
+        if (url.pathname === TOKEN_REVIEW_PATH) {
+          record.resource = 'tokenreviews';
+          this.tokenReview(req.method ?? 'GET', Buffer.concat(chunks).toString('utf8'), record, res);
+          return;
+        }
         const route = this.route(url.pathname);
         record.resource = route.resource.plural;
         record.namespace = route.namespace;
@@ -603,6 +653,49 @@ export class FakeKubeApi {
         this.sendStatus(res, record, e.status, e.reason, e.message);
       }
     });
+  }
+
+  /** POST tokenreviews: what kube-apiserver answers for ServiceAccount tokens. */
+  private tokenReview(method: string, text: string, record: RequestRecord, res: ServerResponse): void {
+    if (method !== 'POST') throw new HttpError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource (${method} tokenreviews)`);
+    let review: { apiVersion?: unknown; kind?: unknown; spec?: { token?: unknown; audiences?: unknown } };
+    try {
+      review = JSON.parse(text) as typeof review;
+    } catch {
+      throw new HttpError(400, 'BadRequest', 'the request body is not JSON');
+    }
+    record.body = { ...review, spec: { ...review.spec, token: '[redacted]' } };
+    if (review.apiVersion !== 'authentication.k8s.io/v1' || review.kind !== 'TokenReview') throw new HttpError(400, 'BadRequest', 'expected an authentication.k8s.io/v1 TokenReview');
+    const token = review.spec?.token;
+    if (typeof token !== 'string' || token === '') throw new HttpError(422, 'Invalid', 'TokenReview.authentication.k8s.io "" is invalid: spec.token: Required value');
+    const fault = this.faults.find((f) => f.remaining > 0 && this.faultMatches(f.match, record));
+    if (fault) {
+      fault.remaining -= 1;
+      throw new HttpError(fault.status, 'InternalError', `injected failure (${fault.status})`);
+    }
+    const requested = Array.isArray(review.spec?.audiences) && review.spec.audiences.length > 0 ? (review.spec.audiences as string[]) : [API_SERVER_AUDIENCE];
+    const entry = this.serviceAccountTokens.get(token);
+    const spec = { token: '', audiences: review.spec?.audiences ?? [] };
+    let status: Record<string, unknown>;
+    if (!entry || entry.expiresAt <= Date.now()) {
+      status = { authenticated: false, user: {}, error: '[invalid bearer token, token has been invalidated]' };
+    } else {
+      const audiences = requested.filter((a) => entry.audiences.includes(a));
+      status =
+        audiences.length === 0
+          ? { authenticated: false, user: {}, error: `[invalid bearer token, token audiences ${JSON.stringify(entry.audiences)} is invalid for the target audiences ${JSON.stringify(requested)}]` }
+          : {
+              authenticated: true,
+              user: {
+                username: `system:serviceaccount:${entry.namespace}:${entry.serviceAccount}`,
+                uid: randomUUID(),
+                groups: ['system:serviceaccounts', `system:serviceaccounts:${entry.namespace}`, 'system:authenticated'],
+                ...(entry.podName ? { extra: { 'authentication.kubernetes.io/pod-name': [entry.podName], 'authentication.kubernetes.io/pod-uid': [randomUUID()] } } : {}),
+              },
+              audiences,
+            };
+    }
+    this.sendJson(res, record, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status });
   }
 
   private faultMatches(match: FaultMatch, record: RequestRecord): boolean {
@@ -771,6 +864,8 @@ export class FakeKubeApi {
     }
   }
 }
+
+const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 
 // ---- object builders for tests ----------------------------------------------------------------
 

@@ -29,6 +29,15 @@ export interface ClusterSpecYaml {
   policies?: { allowFaultInjection?: boolean };
   /** spec.gateway.callers. */
   callers?: Array<{ address: string; namespace: string; serviceAccount: string }>;
+  /** More fields under spec.gateway, as JSON-compatible YAML (e.g. certificateSource and signer). */
+  gatewayFields?: Record<string, unknown>;
+}
+
+export interface ControllerReplica {
+  index: number;
+  ports: { api: number; join: number; admin: number };
+  file: string;
+  process?: FedgateProcess;
 }
 
 export interface ClusterHandle {
@@ -47,8 +56,12 @@ export interface FederationOptions {
   defaults?: string;
   /** File name → YAML, written to policies/. */
   policies?: Record<string, string>;
-  /** Run a controller (in-memory store, or REDIS_URL-style `storeUrl`) and have the gateways join it. */
-  controller?: { storeUrl?: string; leaseTtl?: string };
+  /**
+   * Run a controller (the default store, or REDIS_URL-style `storeUrl`) and have the gateways join
+   * it. `replicas` > 1 writes one federation file per replica (federation-1.yaml …), same store and
+   * CA, own ports; gateways join through replica 0 and learn the others from it.
+   */
+  controller?: { storeUrl?: string; leaseTtl?: string; replicas?: number };
 }
 
 /**
@@ -57,8 +70,10 @@ export interface FederationOptions {
  */
 export class LocalFederation {
   readonly clusters = new Map<string, ClusterHandle>();
-  controller: { process?: FedgateProcess; ports: { api: number; join: number; admin: number }; file: string } | undefined;
-  private adminConnection: AdminConnection | undefined;
+  /** Replica 0 of the controller (the one gateways join through). */
+  controller: ControllerReplica | undefined;
+  readonly controllerReplicas: ControllerReplica[] = [];
+  private readonly adminConnections = new Map<number, AdminConnection>();
 
   private constructor(readonly dir: string) {}
 
@@ -67,25 +82,31 @@ export class LocalFederation {
     const federation = new LocalFederation(dir);
     mkdirSync(join(dir, 'clusters'));
     mkdirSync(join(dir, 'policies'));
-    let controllerLines: string[] = [];
+    const federationLines = (controllerLines: string[]): string =>
+      ['apiVersion: fedgate.io/v1alpha1', 'kind: Federation', 'metadata:', '  name: test', 'spec:', '  trustDomain: test.internal', ...controllerLines, ...(options.defaults ? ['  defaults:', ...options.defaults.split('\n').map((l) => `    ${l}`)] : []), ''].join('\n');
     if (options.controller) {
-      const [api, joinPort, admin] = (await freePorts(3)) as [number, number, number];
-      federation.controller = { ports: { api, join: joinPort, admin }, file: join(dir, 'federation.yaml') };
-      controllerLines = [
-        '  controller:',
-        `    listen: 127.0.0.1:${api}`,
-        `    joinListen: 127.0.0.1:${joinPort}`,
-        `    admin: 127.0.0.1:${admin}`,
-        '    pkiDir: pki/controller',
-        `    leaseTtl: ${options.controller.leaseTtl ?? '15s'}`,
-        '  store:',
-        `    url: "${options.controller.storeUrl ?? ''}"`,
-      ];
+      for (let index = 0; index < (options.controller.replicas ?? 1); index++) {
+        const [api, joinPort, admin] = (await freePorts(3)) as [number, number, number];
+        const replica: ControllerReplica = { index, ports: { api, join: joinPort, admin }, file: join(dir, index === 0 ? 'federation.yaml' : `federation-${index}.yaml`) };
+        federation.controllerReplicas.push(replica);
+        writeFileSync(
+          replica.file,
+          federationLines([
+            '  controller:',
+            `    listen: 127.0.0.1:${api}`,
+            `    joinListen: 127.0.0.1:${joinPort}`,
+            `    admin: 127.0.0.1:${admin}`,
+            '    pkiDir: pki/controller',
+            `    leaseTtl: ${options.controller.leaseTtl ?? '15s'}`,
+            '  store:',
+            `    url: "${options.controller.storeUrl ?? ''}"`,
+          ]),
+        );
+      }
+      federation.controller = federation.controllerReplicas[0];
+    } else {
+      writeFileSync(join(dir, 'federation.yaml'), federationLines([]));
     }
-    writeFileSync(
-      join(dir, 'federation.yaml'),
-      ['apiVersion: fedgate.io/v1alpha1', 'kind: Federation', 'metadata:', '  name: test', 'spec:', '  trustDomain: test.internal', ...controllerLines, ...(options.defaults ? ['  defaults:', ...options.defaults.split('\n').map((l) => `    ${l}`)] : []), ''].join('\n'),
-    );
     for (const [name, text] of Object.entries(options.policies ?? {})) writeFileSync(join(dir, 'policies', name), text);
     for (const cluster of clusters) {
       const ports = await freePorts(3 + (cluster.tcpImports?.length ?? 0));
@@ -111,6 +132,7 @@ export class LocalFederation {
         ...(cluster.limits ? [`    limits: ${JSON.stringify(cluster.limits)}`] : []),
         ...(cluster.policies ? [`    policies: ${JSON.stringify(cluster.policies)}`] : []),
         ...(cluster.callers ? [`    callers: ${JSON.stringify(cluster.callers)}`] : []),
+        ...Object.entries(cluster.gatewayFields ?? {}).map(([key, value]) => `    ${key}: ${JSON.stringify(value)}`),
         `    tcpImports: ${JSON.stringify((cluster.tcpImports ?? []).map((t, i) => ({ service: t.service, port: t.port, listen: `127.0.0.1:${tcp[i]}` })))}`,
         ...(federation.controller ? ['  controller:', `    address: 127.0.0.1:${federation.controller.ports.join}`, `    tokenFile: ../tokens/${cluster.name}`] : []),
         `  exports: ${JSON.stringify((cluster.exports ?? []).map((e) => ({ namespace: 'default', endpoints: ['127.0.0.1'], ...e })))}`,
@@ -140,15 +162,30 @@ export class LocalFederation {
 
   async startAll(env: Record<string, string> = {}): Promise<void> {
     if (this.controller) await this.startController(env);
+    for (const replica of this.controllerReplicas.slice(1)) await this.startReplica(replica.index, env);
     await Promise.all([...this.clusters.keys()].map((name) => this.start(name, env)));
   }
 
-  /** Starts the controller and writes a join token for every cluster that has none yet. */
+  /** SIGKILLs a cluster's gateway and starts it again at once (same ports, same state dir). */
+  async restart(name: string, env: Record<string, string> = {}): Promise<FedgateProcess> {
+    await this.cluster(name).process?.kill('SIGKILL');
+    return this.start(name, env);
+  }
+
+  /** Starts (again) one controller replica, on its own ports; resolves once it is ready. */
+  async startReplica(index: number, env: Record<string, string> = {}): Promise<FedgateProcess> {
+    const replica = this.controllerReplicas[index];
+    if (!replica) throw new Error(`no controller replica ${index}`);
+    replica.process = FedgateProcess.start(`controller-${index}`, ['controller', '--config', replica.file], env);
+    await waitForHttp(`http://127.0.0.1:${replica.ports.admin}/readyz`, 200, 20_000, replica.process);
+    return replica.process;
+  }
+
+  /** Starts the controller (replica 0) and writes a join token for every cluster that has none yet. */
   async startController(env: Record<string, string> = {}): Promise<FedgateProcess> {
     const controller = this.controller;
     if (!controller) throw new Error('this federation has no controller');
-    controller.process = FedgateProcess.start('controller', ['controller', '--config', controller.file], env);
-    await waitForHttp(`http://127.0.0.1:${controller.ports.admin}/readyz`, 200, 20_000, controller.process);
+    await this.startReplica(0, env);
     mkdirSync(join(this.dir, 'tokens'), { recursive: true });
     for (const name of this.clusters.keys()) {
       const tokenFile = join(this.dir, 'tokens', name);
@@ -156,20 +193,25 @@ export class LocalFederation {
       const { token } = await this.admin().call.createToken({ cluster: name, ttlMs: 600_000 });
       writeFileSync(tokenFile, token);
     }
-    return controller.process;
+    return controller.process as FedgateProcess;
   }
 
-  admin(): AdminConnection {
-    const controller = this.controller;
-    if (!controller) throw new Error('this federation has no controller');
-    this.adminConnection ??= connectAdmin(`127.0.0.1:${controller.ports.api}`, readAdminCredentials(join(this.dir, 'pki', 'controller', 'admin')));
-    return this.adminConnection;
+  /** An operator's Admin connection to one controller replica (replica 0 by default). */
+  admin(replica = 0): AdminConnection {
+    const controller = this.controllerReplicas[replica];
+    if (!controller) throw new Error(`this federation has no controller replica ${replica}`);
+    let connection = this.adminConnections.get(replica);
+    if (!connection) {
+      connection = connectAdmin(`127.0.0.1:${controller.ports.api}`, readAdminCredentials(join(this.dir, 'pki', 'controller', 'admin')));
+      this.adminConnections.set(replica, connection);
+    }
+    return connection;
   }
 
   /** Flags that point a CLI command at this federation's controller with the operator credentials. */
-  cliTarget(): string[] {
-    const controller = this.controller;
-    if (!controller) throw new Error('this federation has no controller');
+  cliTarget(replica = 0): string[] {
+    const controller = this.controllerReplicas[replica];
+    if (!controller) throw new Error(`this federation has no controller replica ${replica}`);
     return ['--controller', `127.0.0.1:${controller.ports.api}`, '--credentials', join(this.dir, 'pki', 'controller', 'admin')];
   }
 
@@ -182,9 +224,9 @@ export class LocalFederation {
   }
 
   async stop(): Promise<void> {
-    this.adminConnection?.close();
+    for (const connection of this.adminConnections.values()) connection.close();
     await Promise.all([...this.clusters.values()].map((c) => c.process?.stop()));
-    await this.controller?.process?.stop();
+    await Promise.all(this.controllerReplicas.map((r) => r.process?.stop()));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

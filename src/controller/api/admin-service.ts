@@ -19,14 +19,14 @@ import type {
   StatusRequest,
   StatusResponse,
 } from '../../proto/gen/fedgate.js';
-import { grpcError, peerCertificateOf, type sendUnaryData, type ServerUnaryCall } from '../../proto/grpc-transport.js';
+import { peerCertificateOf, type sendUnaryData, type ServerUnaryCall } from '../../proto/grpc-transport.js';
 import type { PeerVerifier } from '../../pki/peer-verifier.js';
 import type { PolicyInput } from '../../policy/compile.js';
 import { recordInputs, validatePolicySet } from '../../policy/policy-set.js';
 import type { Store } from '../../store/store.js';
 import type { CatalogState } from '../catalog-state.js';
 import type { SyncService } from '../sync/sync-service.js';
-import { statusOf } from './join-service.js';
+import { toGrpcError } from '../../proto/grpc-errors.js';
 import { summarizeCluster } from '../gateway-status.js';
 
 /** Checks policy documents; the controller stores only sets that pass, every problem reported at once. */
@@ -45,6 +45,10 @@ export interface AdminServiceOptions {
   caAddress: () => string;
   caHash: string;
   defaultTokenTtlMs: number;
+  /** A stored instance status not refreshed for this long is stale, not connected. */
+  leaseTtlMs: number;
+  /** Ids of the controller replicas alive now (the replica registry): only their records are believed. */
+  liveReplicas: () => Promise<ReadonlySet<string>>;
   storeReady: () => boolean;
   drillMetrics: DrillMetrics;
 }
@@ -83,17 +87,15 @@ export class AdminService {
       try {
         actor = this.admin(call as ServerUnaryCall<unknown, unknown>);
       } catch (error) {
-        const { code, message } = statusOf(error);
-        this.options.log.warn({ rpc: name, peer: call.getPeer(), err: message }, 'admin call refused');
-        callback(grpcError(code, message));
+        this.options.log.warn({ rpc: name, peer: call.getPeer(), err: errorMessage(error) }, 'admin call refused');
+        callback(toGrpcError(error));
         return;
       }
       run(call.request, actor).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          const { code, message } = statusOf(error);
-          this.options.log.warn({ rpc: name, actor, err: message }, 'admin call failed');
-          callback(grpcError(code, message));
+          this.options.log.warn({ rpc: name, actor, err: errorMessage(error) }, 'admin call failed');
+          callback(toGrpcError(error));
         },
       );
     };
@@ -164,6 +166,7 @@ export class AdminService {
   private async status(): Promise<StatusResponse> {
     const { catalog, store } = this.options;
     const statuses = await store.listGatewayStatus().catch(() => []);
+    const liveReplicas = await this.options.liveReplicas();
     const audit = await store.listAudit(20).catch(() => []);
     const live = this.options.sync.connected;
     const now = Date.now();
@@ -177,7 +180,7 @@ export class AdminService {
       clusters: [...catalog.clusters.values()]
         .sort((a, b) => a.name.localeCompare(b.name))
         .map((record) => {
-          const summary = summarizeCluster(record.name, statuses, live.get(record.name), this.options.replicaId, now);
+          const summary = summarizeCluster(record.name, statuses, live.get(record.name), this.options.replicaId, now, this.options.leaseTtlMs, liveReplicas);
           return {
             info: clusterToProto(record),
             ...summary,

@@ -1,10 +1,11 @@
-import { ErrorCodes, errorMessage, FedgateError, InputError } from '../../core/errors.js';
+import { ErrorCodes, errorMessage, FedgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ClusterRecord } from '../../model/catalog.js';
 import { hashSecret, parseJoinToken } from '../../model/join-token.js';
 import { bundleToProto, clusterFromProto } from '../../proto/convert.js';
 import type { JoinRequest, JoinResponse } from '../../proto/gen/fedgate.js';
-import { GrpcStatus, grpcError, type sendUnaryData, type ServerUnaryCall } from '../../proto/grpc-transport.js';
+import type { sendUnaryData, ServerUnaryCall } from '../../proto/grpc-transport.js';
+import { toGrpcError } from '../../proto/grpc-errors.js';
 import { TrustBundle } from '../../pki/trust-bundle.js';
 import type { Store } from '../../store/store.js';
 import type { CatalogState } from '../catalog-state.js';
@@ -40,9 +41,8 @@ export class JoinService {
     this.join(call.request).then(
       (response) => callback(null, response),
       (error: unknown) => {
-        const { code, message } = statusOf(error);
-        this.options.log.warn({ cluster: call.request.cluster?.name, peer: call.getPeer(), err: message }, 'join refused');
-        callback(grpcError(code, message));
+        this.options.log.warn({ cluster: call.request.cluster?.name, peer: call.getPeer(), err: errorMessage(error) }, 'join refused');
+        callback(toGrpcError(error));
       },
     );
   };
@@ -106,44 +106,5 @@ export class JoinService {
         throw new FedgateError(ErrorCodes.TRUST_DOMAIN_RESERVED, `trust domain "${trustDomain}" already belongs to a member of this federation; each cluster needs a trust domain of its own`);
       }
     }
-  }
-}
-
-/** Maps fedgate errors to gRPC status codes; the message always goes along. */
-export function statusOf(error: unknown): { code: number; message: string } {
-  const message = errorMessage(error);
-  if (error instanceof InputError) return { code: GrpcStatus.INVALID_ARGUMENT, message };
-  if (!(error instanceof FedgateError)) return { code: GrpcStatus.INTERNAL, message };
-  switch (error.code) {
-    case ErrorCodes.TOKEN_INVALID:
-    case ErrorCodes.TOKEN_EXPIRED:
-    case ErrorCodes.TOKEN_USED:
-    case ErrorCodes.PEER_NO_CERTIFICATE:
-    case ErrorCodes.PEER_UNTRUSTED:
-    case ErrorCodes.PEER_SVID_INVALID:
-    case ErrorCodes.PEER_TRUST_DOMAIN_MISMATCH:
-      return { code: GrpcStatus.UNAUTHENTICATED, message };
-    case ErrorCodes.PERMISSION_DENIED:
-      return { code: GrpcStatus.PERMISSION_DENIED, message };
-    case ErrorCodes.CLUSTER_EXISTS:
-    case ErrorCodes.TRUST_DOMAIN_RESERVED:
-      return { code: GrpcStatus.ALREADY_EXISTS, message };
-    case ErrorCodes.CLUSTER_NOT_FOUND:
-      return { code: GrpcStatus.NOT_FOUND, message };
-    case ErrorCodes.BUNDLE_INVALID:
-    case ErrorCodes.POLICY_INVALID:
-    case ErrorCodes.PROTOCOL_INVALID:
-    case ErrorCodes.SPIFFE_ID_INVALID:
-    case ErrorCodes.USAGE:
-      return { code: GrpcStatus.INVALID_ARGUMENT, message };
-    case ErrorCodes.LIMIT_EXCEEDED:
-      return { code: GrpcStatus.RESOURCE_EXHAUSTED, message };
-    case ErrorCodes.STORE_UNAVAILABLE:
-    case ErrorCodes.STORE_EPOCH_CHANGED:
-      return { code: GrpcStatus.UNAVAILABLE, message };
-    case ErrorCodes.STORE_CONFLICT:
-      return { code: GrpcStatus.ABORTED, message };
-    default:
-      return { code: GrpcStatus.FAILED_PRECONDITION, message };
   }
 }

@@ -90,7 +90,21 @@ export class GatewaySession {
     this.send({ msg: { $case: 'resend', value: { reason } } });
   }
 
-  sendSettings(settings: { federation: string; defaultsJson: string }): void {
+  /**
+   * The gateway's greeting told what it holds (same epoch as this catalog): that is its ACK until
+   * it acknowledges something newer. Without this, a gateway that reconnects level with the
+   * catalog is sent nothing, ACKs nothing, and status shows it at revision 0 until a change.
+   */
+  acknowledgeHeld(revision: number, policyRevision: number, policyRefusal: string, policyRefusalRevision: number): void {
+    this.ackedRevision = Math.max(this.ackedRevision, revision);
+    this.ackedPolicyRevision = Math.max(this.ackedPolicyRevision, policyRevision);
+    if (policyRefusal !== '') {
+      this.lastNack = `policy: ${policyRefusal}`;
+      this.lastNackRevision = policyRefusalRevision;
+    }
+  }
+
+  sendSettings(settings: { federation: string; defaultsJson: string; controllerAddresses: string[] }): void {
     this.send({ msg: { $case: 'settings', value: settings } });
   }
 

@@ -31,6 +31,8 @@ export interface SyncServiceOptions {
   metrics: { sessions: Gauge<string>; rejected: Counter<'reason'> };
   /** Federation-wide settings sent first on every stream. */
   settings: { federation: string; defaultsJson: string };
+  /** API addresses of the live controller replicas, this one first; sent with the settings. */
+  controllerAddresses: () => string[];
 }
 
 /**
@@ -250,6 +252,16 @@ export class SyncService {
     }
   }
 
+  private settingsMessage(): { federation: string; defaultsJson: string; controllerAddresses: string[] } {
+    return { ...this.options.settings, controllerAddresses: this.options.controllerAddresses() };
+  }
+
+  /** The set of live controller replicas changed: every gateway learns where it can fail over to. */
+  replicasChanged(): void {
+    const settings = this.settingsMessage();
+    for (const session of this.all()) session.sendSettings(settings);
+  }
+
   /** The store lost its state and was rebuilt: every gateway gets a snapshot and re-sends its exports. */
   resyncAll(reason: string): void {
     for (const session of this.all()) {
@@ -311,7 +323,7 @@ export class SyncService {
       previous.close(GrpcStatus.ABORTED, 'replaced by a newer stream from the same gateway instance');
       log.info('gateway instance reconnected; its previous stream was closed');
     }
-    session.sendSettings(this.options.settings);
+    session.sendSettings(this.settingsMessage());
     log.info({ epoch: hello.epoch, revision: hello.revision, exports: hello.exports.length, instances: this.sessionsOf(cluster).length }, 'gateway connected');
     return session;
   }
@@ -323,6 +335,9 @@ export class SyncService {
 
     // What the gateway must be told: a delta when it holds this epoch and the log still reaches
     // its revision, else a snapshot.
+    if (hello.epoch !== '' && hello.epoch === catalog.epoch) {
+      session.acknowledgeHeld(hello.revision, hello.policyRevision, hello.policyRefusal, hello.policyRefusalRevision);
+    }
     if (!this.options.serving()) {
       session.startWithSnapshot();
     } else if (hello.epoch !== '' && hello.epoch === catalog.epoch) {

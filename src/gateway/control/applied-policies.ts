@@ -1,10 +1,13 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { join } from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { PolicyRecord } from '../../model/catalog.js';
 import { compileForGateway, type GatewayPolicyLimits } from '../../policy/policy-set.js';
 import { PolicyIndex } from '../../policy/resolve.js';
+import type { GatewayMetrics } from '../request/request-metrics.js';
+import type { CatalogData } from './catalog-replica.js';
 
 export interface PolicyNack {
   /** Policy revision of the set that was refused. */
@@ -127,12 +130,20 @@ export class AppliedPolicies {
     try {
       mkdirSync(this.options.stateDir as string, { recursive: true });
       const saved: PersistedPolicies = { version: 1, revision: this.appliedRevisionValue, records: [...this.appliedRecords] };
-      writeFileSync(`${file}.tmp`, JSON.stringify(saved));
-      renameSync(`${file}.tmp`, file);
+      writeFileAtomicSync(file, JSON.stringify(saved));
     } catch (error) {
       this.options.log.warn({ file, err: errorMessage(error) }, 'could not persist the applied policy set');
     }
   }
+}
+
+/** Applies the policy set a catalog carries and counts the result (refused sets stay refused until a new one). */
+export function applyPolicySet(policies: AppliedPolicies, data: CatalogData, metrics: Pick<GatewayMetrics, 'policyApplies' | 'policyRevision'>): void {
+  const result = policies.update(data.policies, data.policyRevision);
+  if (result === 'unchanged') return;
+  metrics.policyApplies.inc({ result });
+  metrics.policyRevision.set({ state: 'applied' }, policies.appliedRevision);
+  metrics.policyRevision.set({ state: 'latest' }, policies.latestRevision);
 }
 
 function sameRecords(a: ReadonlyMap<string, PolicyRecord>, b: readonly PolicyRecord[]): boolean {

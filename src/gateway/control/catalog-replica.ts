@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../../core/atomic-file.js';
 import { dirname, join } from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -47,6 +48,8 @@ interface PersistedCatalog {
  * controller is unreachable starts from it (static stability).
  */
 export class CatalogReplica {
+  /** The catalog of a gateway that holds none yet. */
+  static readonly EMPTY: CatalogData = EMPTY;
   private current: CatalogData = EMPTY;
   private readonly listeners = new Set<(data: CatalogData) => void>();
   private persistTimer: NodeJS.Timeout | undefined;
@@ -187,11 +190,16 @@ export class CatalogReplica {
     };
     try {
       mkdirSync(dirname(file), { recursive: true });
-      const temp = `${file}.${process.pid}.tmp`;
-      writeFileSync(temp, JSON.stringify(saved));
-      renameSync(temp, file);
+      writeFileAtomicSync(file, JSON.stringify(saved));
     } catch (error) {
       this.options.log.error({ file, err: errorMessage(error) }, 'could not persist the catalog');
     }
   }
+}
+
+/** The trust domains of the catalog's member clusters (those that have not left): the only ones that may bring a bundle. */
+export function memberTrustDomains(data: CatalogData): Set<string> {
+  const members = new Set<string>();
+  for (const record of data.clusters.values()) if (record.state !== 'left') members.add(record.trustDomain);
+  return members;
 }

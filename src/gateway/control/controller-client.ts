@@ -13,12 +13,11 @@ import { TrustBundle } from '../../pki/trust-bundle.js';
 import { TrustStore } from '../../pki/trust-store.js';
 import type { CatalogReplica } from './catalog-replica.js';
 import type { ExportSource } from './export-source.js';
-import type { FederationMembership } from './join-client.js';
+import { controllerAddressesOf, type FederationMembership } from './membership.js';
 
 export interface ControllerClientOptions {
-  membership: FederationMembership;
-  /** Controller API addresses to try in turn (replicas or a load-balanced name); default: the joined one. */
-  apiAddresses?: string[];
+  /** Read at every (re)connect: a re-join or newly announced replicas take effect at once. */
+  membership: () => FederationMembership;
   info: () => ClusterInfo;
   svid: RotatingSvid;
   ownBundle: () => BundleRecord;
@@ -36,7 +35,7 @@ export interface ControllerClientOptions {
   onVerdicts?: (verdicts: ExportVerdict[]) => void;
   onConnectionChange?: (connected: boolean) => void;
   /** Federation-wide settings, sent first on every stream. */
-  onSettings?: (settings: { federation: string; defaultsJson: string }) => void;
+  onSettings?: (settings: { federation: string; defaultsJson: string; controllerAddresses: string[] }) => void;
   bundleCheckIntervalMs?: number;
   /**
    * The policy set in force and, when the newest one was refused, why. ACKs carry the revision in
@@ -73,8 +72,10 @@ export class ControllerClient implements Component {
   }
 
   async start(signal: AbortSignal): Promise<void> {
-    const { membership, log } = this.options;
-    const addresses = this.options.apiAddresses?.length ? this.options.apiAddresses : [membership.apiAddress];
+    const { log } = this.options;
+    const membership = this.options.membership();
+    // Each attempt dials the next replica: one that died is skipped after a single failed attempt.
+    const addresses = controllerAddressesOf(membership);
     const address = addresses[this.attempt % addresses.length] as string;
     this.attempt += 1;
     const controllerId = SpiffeId.parse(membership.controllerSpiffeId);
@@ -120,7 +121,7 @@ export class ControllerClient implements Component {
             log.error({ err: errorMessage(error) }, 'could not handle a controller message');
           }
         });
-        this.sendHello(call);
+        this.sendHello(call, membership);
         log.info({ controller: address, revision: this.options.catalog.data.revision }, 'sync stream opened');
       });
     } finally {
@@ -131,15 +132,16 @@ export class ControllerClient implements Component {
     }
   }
 
-  private sendHello(call: ClientDuplexStream<SyncUp, SyncDown>): void {
+  private sendHello(call: ClientDuplexStream<SyncUp, SyncDown>, membership: FederationMembership): void {
     const held = this.options.catalog.data;
+    const policies = this.options.policyStatus?.() ?? { appliedRevision: held.policyRevision };
     const exports = this.options.exports.current();
     this.sentExports = new Map(exports.map((spec) => [specKey(spec), JSON.stringify(spec)]));
     call.write({
       msg: {
         $case: 'hello',
         value: {
-          cluster: this.options.membership.cluster,
+          cluster: membership.cluster,
           epoch: held.epoch,
           revision: held.revision,
           exports,
@@ -147,6 +149,9 @@ export class ControllerClient implements Component {
           bundle: bundleToProto(this.options.ownBundle()),
           version: this.options.version ?? '',
           instance: this.options.instance,
+          policyRevision: policies.appliedRevision,
+          policyRefusal: policies.nack?.reason ?? '',
+          policyRefusalRevision: policies.nack?.revision ?? 0,
         },
       },
     });
@@ -165,6 +170,9 @@ export class ControllerClient implements Component {
   private onMessage(call: ClientDuplexStream<SyncUp, SyncDown>, message: SyncDown): void {
     const msg = message.msg;
     if (!msg) return;
+    // The controller answers every Hello with its settings at once: hearing anything from it means
+    // the stream is up, whether or not the catalog has news for this gateway.
+    this.setConnected(true);
     const { catalog, log } = this.options;
     switch (msg.$case) {
       case 'update': {
@@ -175,7 +183,6 @@ export class ControllerClient implements Component {
           call.write({ msg: { $case: 'nack', value: { revision: update.revision, reason: result.reason, policyRevision: update.policyRevision } } });
           return;
         }
-        this.setConnected(true);
         const held = catalog.data;
         if (result.status === 'applied') log.debug({ revision: held.revision, snapshot: update.snapshot }, 'catalog applied');
         const policies = this.options.policyStatus?.() ?? { appliedRevision: held.policyRevision };
@@ -199,7 +206,7 @@ export class ControllerClient implements Component {
         log.warn({ reason: msg.value.reason }, 'controller rejected a message');
         return;
       case 'settings':
-        this.options.onSettings?.({ federation: msg.value.federation, defaultsJson: msg.value.defaultsJson });
+        this.options.onSettings?.({ federation: msg.value.federation, defaultsJson: msg.value.defaultsJson, controllerAddresses: msg.value.controllerAddresses });
         return;
     }
   }

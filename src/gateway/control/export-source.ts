@@ -1,3 +1,5 @@
+import type { DiscoveryProvider, ImportedService } from '../../discovery/provider.js';
+import type { CatalogData } from './catalog-replica.js';
 import type { ExportSpec } from '../../proto/gen/fedgate.js';
 
 /** The local cluster's exports, as discovery sees them; the controller client mirrors them upwards. */
@@ -30,4 +32,26 @@ export class StaticExportSource implements ExportSource {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+}
+
+/** The exports a discovery provider sees, as the controller client sends them. */
+export function discoveryExports(discovery: DiscoveryProvider): ExportSource {
+  return {
+    current: (): ExportSpec[] =>
+      [...discovery.current().exports.values()].map((e) => ({
+        namespace: e.namespace,
+        name: e.name,
+        ports: e.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
+        readyEndpoints: e.endpoints.filter((ep) => ep.ready).length,
+        totalEndpoints: e.endpoints.length,
+        consumers: e.consumers,
+        createdAtMs: e.createdAt,
+      })),
+    onChange: (listener) => discovery.onChange(() => listener()),
+  };
+}
+
+/** The catalog's clusterset services, as providers that mirror them (Kubernetes ServiceImports) take them. */
+export function importsOf(data: CatalogData): ImportedService[] {
+  return [...data.services.values()].map((s) => ({ namespace: s.namespace, name: s.name, ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })), clusters: s.exporters.map((e) => e.cluster) }));
 }

@@ -1,7 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { join } from 'node:path';
 import { ErrorCodes, errorMessage, FedgateError, TokenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { certificateHash, hashesEqual, parseJoinToken } from '../../model/join-token.js';
@@ -9,34 +7,15 @@ import { SpiffeId } from '../../model/spiffe-id.js';
 import type { ClusterInfo, JoinResponse } from '../../proto/gen/fedgate.js';
 import { JoinClient } from '../../proto/gen/fedgate.js';
 import { channelCredentials, clientOptions, grpc } from '../../proto/grpc-transport.js';
+import { fromGrpcError } from '../../proto/grpc-errors.js';
 import { uriSans } from '../../pki/pem.js';
 import { PeerVerifier } from '../../pki/peer-verifier.js';
 import { checkServer } from '../../pki/tls-options.js';
 import { TrustBundle } from '../../pki/trust-bundle.js';
 import { TrustStore } from '../../pki/trust-store.js';
+import type { FederationMembership } from './membership.js';
 
-/** What a gateway keeps after joining: where the controller is and how to recognise it. */
-export interface FederationMembership {
-  cluster: string;
-  federation: string;
-  apiAddress: string;
-  controllerSpiffeId: string;
-  controllerCaPem: string;
-  joinedAt: number;
-}
-
-const MEMBERSHIP_FILE = 'membership.json';
-
-export function readMembership(stateDir: string): FederationMembership | undefined {
-  const file = join(stateDir, MEMBERSHIP_FILE);
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as FederationMembership;
-}
-
-export function writeMembership(stateDir: string, membership: FederationMembership): void {
-  mkdirSync(stateDir, { recursive: true });
-  writeFileSync(join(stateDir, MEMBERSHIP_FILE), `${JSON.stringify(membership, null, 2)}\n`);
-}
+export type { FederationMembership } from './membership.js';
 
 function fetchText(url: string, timeoutMs: number, maxBytes: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -65,7 +44,7 @@ function fetchText(url: string, timeoutMs: number, maxBytes: number): Promise<st
  * its discovery hash); from then on Node's TLS verifies the controller against that CA, and the
  * controller's SPIFFE ID is checked on top.
  */
-export async function joinFederation(options: { token: string; info: ClusterInfo; bundle: TrustBundle; log: Logger; timeoutMs?: number }): Promise<FederationMembership> {
+export async function joinFederation(options: { token: string; info: ClusterInfo; bundle: TrustBundle; log: Logger; timeoutMs?: number; controllerCaPem?: string }): Promise<FederationMembership> {
   const { claims } = parseJoinToken(options.token);
   if (claims.cluster !== options.info.name) {
     throw new TokenError(ErrorCodes.TOKEN_INVALID, `this join token is for cluster "${claims.cluster}", but this gateway is cluster "${options.info.name}"`);
@@ -73,9 +52,12 @@ export async function joinFederation(options: { token: string; info: ClusterInfo
   const timeoutMs = options.timeoutMs ?? 10_000;
   let caPem: string;
   try {
-    caPem = await fetchText(`http://${claims.caAddress}/ca.crt`, timeoutMs, 64 * 1024);
+    // Given by the operator when the controller's admin port is not reachable from here; checked
+    // against the token's hash all the same.
+    caPem = options.controllerCaPem ?? (await fetchText(`http://${claims.caAddress}/ca.crt`, timeoutMs, 64 * 1024));
   } catch (error) {
-    throw new FedgateError(ErrorCodes.PROCESS_FAILED, `cannot fetch the controller CA from ${claims.caAddress}: ${errorMessage(error)}`);
+    // The controller may simply not be up yet: worth retrying, unlike a token it refuses.
+    throw new FedgateError(ErrorCodes.UNAVAILABLE, `cannot fetch the controller CA from ${claims.caAddress}: ${errorMessage(error)}`);
   }
   let ca: X509Certificate;
   try {
@@ -99,7 +81,7 @@ export async function joinFederation(options: { token: string; info: ClusterInfo
   try {
     const response = await new Promise<JoinResponse>((resolve, reject) => {
       client.join({ token: options.token, cluster: options.info, bundleJson: JSON.stringify(options.bundle.toSpiffeJson()) }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, value) =>
-        error ? reject(new FedgateError(ErrorCodes.PERMISSION_DENIED, `join refused: ${error.details || error.message}`)) : resolve(value),
+        error ? reject(fromGrpcError(error, 'join refused')) : resolve(value),
       );
     });
     options.log.info({ federation: response.federation, api: response.apiAddress }, 'joined the federation');

@@ -163,6 +163,15 @@ export interface Hello {
    * instances): the cluster's single instance "".
    */
   instance: string;
+  /**
+   * The policy revision in force on the gateway, and the refusal of a newer one (reason and policy
+   * revision; empty when none). With epoch and revision, this is the gateway's greeting ACK: a
+   * controller that restarted, or a replica the gateway failed over to, knows at once what the
+   * gateway holds, without waiting for the next change.
+   */
+  policyRevision: number;
+  policyRefusal: string;
+  policyRefusalRevision: number;
 }
 
 export interface ExportsChange {
@@ -208,6 +217,11 @@ export interface FederationSettings {
   federation: string;
   /** spec.defaults of federation.yaml, as JSON */
   defaultsJson: string;
+  /**
+   * API addresses of the controller replicas alive now (this one first); sent again when the set
+   * changes. Gateways keep them with their membership and fail over between them.
+   */
+  controllerAddresses: string[];
 }
 
 /** A snapshot (snapshot = true: replace everything) or a delta on top of base_revision. */
@@ -342,6 +356,12 @@ export interface GatewayInstanceStatus {
   replica: string;
   /** its software version (Hello.version) */
   version: string;
+  /**
+   * "connected" (stream open, heard from within the lease TTL), "stale" (recorded as connected,
+   * but not heard from within the lease TTL: its replica died or the record is old) or
+   * "disconnected" (its stream closed)
+   */
+  state: string;
 }
 
 export interface ServiceStatus {
@@ -1699,6 +1719,9 @@ function createBaseHello(): Hello {
     bundle: undefined,
     version: "",
     instance: "",
+    policyRevision: 0,
+    policyRefusal: "",
+    policyRefusalRevision: 0,
   };
 }
 
@@ -1727,6 +1750,15 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.instance !== "") {
       writer.uint32(66).string(message.instance);
+    }
+    if (message.policyRevision !== 0) {
+      writer.uint32(72).uint64(message.policyRevision);
+    }
+    if (message.policyRefusal !== "") {
+      writer.uint32(82).string(message.policyRefusal);
+    }
+    if (message.policyRefusalRevision !== 0) {
+      writer.uint32(88).uint64(message.policyRefusalRevision);
     }
     return writer;
   },
@@ -1808,6 +1840,30 @@ export const Hello: MessageFns<Hello> = {
             message.instance = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.policyRevision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.policyRefusal = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.policyRefusalRevision = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1837,6 +1893,9 @@ export const Hello: MessageFns<Hello> = {
       : undefined;
     message.version = object.version ?? "";
     message.instance = object.instance ?? "";
+    message.policyRevision = object.policyRevision ?? 0;
+    message.policyRefusal = object.policyRefusal ?? "";
+    message.policyRefusalRevision = object.policyRefusalRevision ?? 0;
     return message;
   },
 };
@@ -2321,7 +2380,7 @@ export const SyncDown: MessageFns<SyncDown> = {
 };
 
 function createBaseFederationSettings(): FederationSettings {
-  return { federation: "", defaultsJson: "" };
+  return { federation: "", defaultsJson: "", controllerAddresses: [] };
 }
 
 export const FederationSettings: MessageFns<FederationSettings> = {
@@ -2331,6 +2390,9 @@ export const FederationSettings: MessageFns<FederationSettings> = {
     }
     if (message.defaultsJson !== "") {
       writer.uint32(18).string(message.defaultsJson);
+    }
+    for (const v of message.controllerAddresses) {
+      writer.uint32(26).string(v!);
     }
     return writer;
   },
@@ -2364,6 +2426,14 @@ export const FederationSettings: MessageFns<FederationSettings> = {
             message.defaultsJson = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.controllerAddresses.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2383,6 +2453,7 @@ export const FederationSettings: MessageFns<FederationSettings> = {
     const message = createBaseFederationSettings();
     message.federation = object.federation ?? "";
     message.defaultsJson = object.defaultsJson ?? "";
+    message.controllerAddresses = object.controllerAddresses?.map((e) => e) || [];
     return message;
   },
 };
@@ -3499,6 +3570,7 @@ function createBaseGatewayInstanceStatus(): GatewayInstanceStatus {
     lastNackRevision: 0,
     replica: "",
     version: "",
+    state: "",
   };
 }
 
@@ -3530,6 +3602,9 @@ export const GatewayInstanceStatus: MessageFns<GatewayInstanceStatus> = {
     }
     if (message.version !== "") {
       writer.uint32(74).string(message.version);
+    }
+    if (message.state !== "") {
+      writer.uint32(82).string(message.state);
     }
     return writer;
   },
@@ -3619,6 +3694,14 @@ export const GatewayInstanceStatus: MessageFns<GatewayInstanceStatus> = {
             message.version = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3645,6 +3728,7 @@ export const GatewayInstanceStatus: MessageFns<GatewayInstanceStatus> = {
     message.lastNackRevision = object.lastNackRevision ?? 0;
     message.replica = object.replica ?? "";
     message.version = object.version ?? "";
+    message.state = object.state ?? "";
     return message;
   },
 };

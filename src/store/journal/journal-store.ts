@@ -86,6 +86,7 @@ export class JournalStore extends MemoryStore {
   private failure: StoreError | undefined;
   /** Writes are refused until a restart. */
   private broken: StoreError | undefined;
+  private loads = 0;
   private compactionRequested = false;
   private compactionError: unknown;
   /** The compaction under way: its snapshot is written while writes go on (see startCompaction). */
@@ -99,6 +100,16 @@ export class JournalStore extends MemoryStore {
     this.compactAfterBytes = options.compactAfterBytes ?? 16 * 1024 * 1024;
     this.log = options.log ?? createSilentLogger();
     this.sink = { persist: (records) => this.persist(records), afterApply: () => this.afterApply() };
+  }
+
+  /** Moves on every load from disk (a store closed and opened again may hold something else). */
+  override get connectionGeneration(): number {
+    return this.loads;
+  }
+
+  /** Open, and not refusing writes for good (a failed fsync); a full disk shows in `ping()`. */
+  override get connectionUp(): boolean {
+    return super.connectionUp && this.journal !== undefined && this.broken === undefined;
   }
 
   /**
@@ -181,6 +192,7 @@ export class JournalStore extends MemoryStore {
         throw diskError('open the journal', this.journalPath, error);
       });
       this.lock = lock;
+      this.loads++;
       this.lockRefresh = setInterval(() => lock.refresh(), LOCK_REFRESH_MS).unref();
       this.failure = undefined;
       this.broken = undefined;

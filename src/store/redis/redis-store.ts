@@ -11,6 +11,7 @@ import type {
   ExportsWrite,
   Fence,
   GatewayStatusRecord,
+  ReplicaRecord,
   RestoreInput,
   Store,
   StoreSnapshot,
@@ -73,6 +74,15 @@ export class RedisStore implements Store {
     this.changeLogLength = options.changeLogLength ?? 100_000;
     this.redis = this.createClient();
     this.redis.on('error', (error) => options.log?.debug({ err: errorMessage(error) }, 'redis connection error'));
+    // A connection that dropped may come back to a server that restarted empty (or to a promoted
+    // replica): the generation moves on the drop already, so nothing trusts the store between the
+    // drop and the next check of its epoch.
+    this.redis.on('close', () => {
+      this.connections += 1;
+    });
+    this.redis.on('ready', () => {
+      this.connections += 1;
+    });
     this.redis.defineCommand('fgCommit', { lua: COMMIT });
     this.redis.defineCommand('fgSnapshot', { lua: SNAPSHOT });
     this.redis.defineCommand('fgConsumeToken', { numberOfKeys: 1, lua: CONSUME_TOKEN });
@@ -126,6 +136,17 @@ export class RedisStore implements Store {
       });
     }
     return o.url ? new Redis(o.url, base) : new Redis(base);
+  }
+
+  private connections = 0;
+
+  /** Moves on every connection drop and every (re-)connect; see Store.connectionGeneration. */
+  get connectionGeneration(): number {
+    return this.connections;
+  }
+
+  get connectionUp(): boolean {
+    return this.redis.status === 'ready';
   }
 
   private key(name: string): string {
@@ -516,6 +537,28 @@ export class RedisStore implements Store {
     );
   }
 
+  async putReplica(record: ReplicaRecord): Promise<void> {
+    await this.call('replicas', () => this.redis.hset(this.key('replicas'), record.id, JSON.stringify(record)));
+  }
+
+  async removeReplica(id: string): Promise<void> {
+    await this.call('replicas', () => this.redis.hdel(this.key('replicas'), id));
+  }
+
+  async listReplicas(now: number): Promise<ReplicaRecord[]> {
+    const entries = await this.call('replicas', () => this.redis.hgetall(this.key('replicas')));
+    const live: ReplicaRecord[] = [];
+    const expired: string[] = [];
+    for (const [id, value] of Object.entries(entries)) {
+      const record = JSON.parse(value) as ReplicaRecord;
+      if (record.expiresAt <= now) expired.push(id);
+      else live.push(record);
+    }
+    // Dropping expired entries here is only housekeeping: a replica that comes back re-announces.
+    if (expired.length > 0) await this.call('replicas', () => this.redis.hdel(this.key('replicas'), ...expired)).catch(() => undefined);
+    return live.sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));
+  }
+
   async appendAudit(entry: AuditEntry): Promise<void> {
     await this.call('audit', () => this.redis.multi().lpush(this.key('audit'), JSON.stringify(entry)).ltrim(this.key('audit'), 0, 999).exec());
   }
@@ -556,6 +599,12 @@ export class RedisStore implements Store {
     if (reply[0] === 'FENCE') throw new StoreError(ErrorCodes.LOCK_LOST, `restore: lock "${fence.lock}" is no longer held by ${fence.holder}`);
     if (reply[0] === 'EXISTS') throw new StoreError(ErrorCodes.STORE_CONFLICT, 'refusing to restore over a store that holds clusters');
     this.epochId = epoch;
+    const audit = input.audit ?? [];
+    if (audit.length > 0) {
+      // Older than anything logged since the loss, so behind it; the catalog is back either way.
+      const key = this.key('audit');
+      await this.call('audit', () => this.redis.multi().rpush(key, ...audit.map((e) => JSON.stringify(e))).ltrim(key, 0, 999).exec()).catch(() => undefined);
+    }
     return { epoch, revision: Number(reply[1]) };
   }
 

@@ -1,0 +1,109 @@
+import type { IncomingHttpHeaders } from 'node:http2';
+import { errorMessage } from '../../core/errors.js';
+import { canResend, sendRequestBody } from '../request/request-body.js';
+import { appendHeaderFields, CALLER_HEADER } from '../request/headers.js';
+import { failure, NO_TRAILERS, type Outcome } from '../request/outcome.js';
+import type { Attempt, Request, RequestState } from '../request/request.js';
+import { ErrorCode, type H2ClientStream } from '../../http2/index.js';
+import { PoolError, type PeerPool, type PeerSession } from './peer-pool.js';
+
+
+/**
+ * Forwards a request to the chosen cluster's gateway over a pooled HTTP/2 stream. Resolves as soon
+ * as the response headers arrive, with the body still unread, so the retry layer can still replace
+ * a 503 with an answer from another cluster.
+ */
+export function forwardToPeer(request: Request, state: RequestState, attempt: Attempt, pool: PeerPool): Promise<Outcome> | Outcome {
+  const acquired = pool.acquire(attempt.redial);
+  if (acquired instanceof Promise) {
+    return acquired.then(
+      (peer) => send(request, state, pool, peer),
+      (error: unknown) => acquireFailure(pool.cluster, error),
+    );
+  }
+  return send(request, state, pool, acquired);
+}
+
+function acquireFailure(cluster: string, error: unknown): Outcome {
+  if (error instanceof PoolError && error.code === 'overflow') return failure('overflow', error.message, { cluster, retriable: false });
+  return failure('connect-failed', errorMessage(error), { cluster, retriable: true });
+}
+
+function ended(state: RequestState, cluster: string): Outcome {
+  return failure(state.ended === 'timeout' ? 'timeout' : 'client-closed', state.ended === 'timeout' ? 'timed out' : 'the client went away', { cluster, retriable: false });
+}
+
+function send(request: Request, state: RequestState, pool: PeerPool, peer: PeerSession): Promise<Outcome> | Outcome {
+  if (state.ended) {
+    pool.release(peer);
+    return ended(state, pool.cluster);
+  }
+  let stream: H2ClientStream;
+  try {
+    stream = peer.session.request(requestFields(request), request.body === null);
+  } catch (error) {
+    pool.release(peer);
+    return failure('connect-failed', `cannot open a stream to ${pool.cluster}: ${errorMessage(error)}`, { cluster: pool.cluster, retriable: true });
+  }
+  return new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const settle = (outcome: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      state.clearAbort();
+      resolve(outcome);
+    };
+    state.onAbort((reason) => {
+      if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
+      settle(failure(reason === 'timeout' ? 'timeout' : 'client-closed', 'attempt abandoned', { cluster: pool.cluster, retriable: false }));
+    });
+    // Errors after the response belong to whoever reads the body; this keeps them from crashing.
+    stream.on('error', noop);
+    stream.once('close', () => {
+      pool.release(peer);
+      if (settled) return;
+      // A refused stream never reached the application: always safe to retry elsewhere.
+      const refused = stream.rstCode === ErrorCode.REFUSED_STREAM;
+      const replayable = refused || canResend(request, state);
+      const peerLost = peer.session.destroyed || peer.session.closed;
+      settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: ${peerLost ? 'connection to the gateway lost' : 'stream closed'} before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable, peerLost }));
+    });
+    stream.once('response', (responseHeaders: IncomingHttpHeaders) => {
+      settle({
+        kind: 'response',
+        response: {
+          status: Number(responseHeaders[':status']),
+          headers: responseHeaders,
+          body: stream,
+          trailers: request.grpc ? trailersOf(stream) : NO_TRAILERS,
+          cluster: pool.cluster,
+          discard: () => {
+            if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
+          },
+        },
+      });
+    });
+    const body = request.body;
+    if (body) {
+      const first = !state.bodyStarted;
+      sendRequestBody(request, state, stream);
+      if (first) body.once('error', () => !stream.destroyed && stream.close(ErrorCode.CANCEL));
+    }
+  });
+}
+
+function trailersOf(stream: H2ClientStream): Promise<IncomingHttpHeaders> {
+  return new Promise((done) => {
+    stream.once('trailers', (t: IncomingHttpHeaders) => done(t));
+    stream.once('close', () => done({}));
+  });
+}
+
+/** The request's header block as the HTTP/2 client takes it: pseudo-headers first, then the rest. */
+function requestFields(request: Request): string[] {
+  const fields = [':method', request.method, ':scheme', 'https', ':authority', request.authority, ':path', request.path, CALLER_HEADER, request.caller];
+  appendHeaderFields(fields, request.headers);
+  return fields;
+}
+
+function noop(): void {}
