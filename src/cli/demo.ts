@@ -113,7 +113,7 @@ export function registerDemoCommand(program: Command, io: CliIo): void {
         await federation.startBackends();
         io.out(`[${elapsed()}] sample services: ${federation.backends.map((b) => `${b.service} (${b.protocol}) in ${b.cluster}`).join(', ')}`);
         await federation.startController(env);
-        io.out(`[${elapsed()}] controller up (${storeUrl ? `Redis at ${storeUrl.replace(/\/\/[^@]*@/, '//***@')}` : 'embedded in-memory store'}), API ${federation.controllerApi}`);
+        io.out(`[${elapsed()}] controller up (${storeUrl ? `Redis at ${storeUrl.replace(/\/\/[^@]*@/, '//***@')}` : 'embedded journal store'}), API ${federation.controllerApi}`);
         admin = connectAdmin(federation.controllerApi.replace(/^0\.0\.0\.0:/, '127.0.0.1:'), readAdminCredentials(federation.credentialsDir));
         const connection = admin;
         for (const cluster of federation.clusters) {

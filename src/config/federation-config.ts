@@ -150,8 +150,18 @@ export const federationShape = object({
       tokenTtl: optional(duration({ min: 1000 }), 3_600_000),
     }),
     store: section({
-      /** redis:// or rediss:// URL; empty means the in-memory store (not durable, single replica). */
+      /**
+       * redis:// or rediss:// URL. Empty (and no `sentinels`): the embedded store, journaled to
+       * `dataDir` (durable across restarts, one controller replica).
+       */
       url: optional(str()),
+      /**
+       * Directory of the embedded store (used when no Redis is configured): its journal, snapshot
+       * and lock file (one controller per directory). Created with mode 0700 when missing.
+       * Default: state/controller next to this file (beside the default pki/controller). Relative
+       * paths are resolved against this file's directory.
+       */
+      dataDir: optional(str({ minLength: 1 })),
       /** Sentinel addresses; with `sentinelName`, the master is found through them. */
       sentinels: optional(arrayOf(address()), []),
       sentinelName: optional(str({ minLength: 1 })),
@@ -180,4 +190,6 @@ export type FederationConfig = Infer<typeof federationShape> & {
   readonly file: string;
   /** Resolved absolute directory of the controller CA. */
   readonly controllerPkiDir: string;
+  /** Resolved absolute directory of the embedded store (`spec.store.dataDir`). */
+  readonly storeDataDir: string;
 };

@@ -174,6 +174,15 @@ describe('federation files', () => {
     expect(federation.spec.controller.listen).toBe('0.0.0.0:15012');
     expect(federation.controllerPkiDir).toBe(join(dir, 'pki', 'controller'));
   });
+
+  it('puts the embedded store in state/controller beside the file, or where spec.store.dataDir (or FEDGATE_STORE_DATA_DIR) says', () => {
+    writeFileSync(join(dir, 'federation.yaml'), GOOD_FEDERATION);
+    expect(loadFederationFile(join(dir, 'federation.yaml'), { env: {} }).storeDataDir).toBe(join(dir, 'state', 'controller'));
+    writeFileSync(join(dir, 'federation.yaml'), `${GOOD_FEDERATION}  store:\n    dataDir: ../var/fedgate\n`);
+    expect(loadFederationFile(join(dir, 'federation.yaml'), { env: {} }).storeDataDir).toBe(join(dir, '..', 'var', 'fedgate'));
+    expect(loadFederationFile(join(dir, 'federation.yaml'), { env: { FEDGATE_STORE_DATA_DIR: '/srv/fedgate' } }).storeDataDir).toBe('/srv/fedgate');
+    expect(federationErrors(`${GOOD_FEDERATION}  store:\n    dataDir: ""\n`)).toEqual(['federation.yaml:8: spec.store.dataDir: must not be empty']);
+  });
 });
 
 describe('federation directory', () => {

@@ -16,6 +16,7 @@ interface EnvOverride {
 export const FEDERATION_ENV: readonly EnvOverride[] = [
   { variable: 'FEDGATE_STORE_URL', path: ['spec', 'store', 'url'] },
   { variable: 'REDIS_URL', path: ['spec', 'store', 'url'] },
+  { variable: 'FEDGATE_STORE_DATA_DIR', path: ['spec', 'store', 'dataDir'] },
   { variable: 'FEDGATE_CONTROLLER_LISTEN', path: ['spec', 'controller', 'listen'] },
   { variable: 'FEDGATE_CONTROLLER_JOIN_LISTEN', path: ['spec', 'controller', 'joinListen'] },
   { variable: 'FEDGATE_CONTROLLER_ADMIN', path: ['spec', 'controller', 'admin'] },
@@ -135,6 +136,7 @@ function finishFederation(value: NonNullable<ReturnType<typeof federationShape.c
     ...value,
     file: embedded ? '' : file,
     controllerPkiDir: resolve(dir, value.spec.controller.pkiDir ?? 'pki/controller'),
+    storeDataDir: resolve(dir, value.spec.store.dataDir ?? join('state', 'controller')),
   };
 }
 

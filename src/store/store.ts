@@ -110,10 +110,12 @@ export interface RestoreInput {
 /**
  * The federation's state. Every write stamps a new federation-wide revision and appends its
  * changes to the change log in the same atomic step, so nothing can be written without being seen.
- * Implementations: MemoryStore (single process) and RedisStore; both pass test/contract/store.
+ * Implementations: MemoryStore (single process, state dies with it: tests), JournalStore (single
+ * process, journaled to a data dir: the controller's default) and RedisStore; all pass
+ * test/contract/store.
  */
 export interface Store {
-  readonly kind: 'memory' | 'redis';
+  readonly kind: 'memory' | 'journal' | 'redis';
   /** Connects and creates the epoch if the store is new; reports whether it was. */
   open(): Promise<{ epoch: string; created: boolean }>;
   close(): Promise<void>;

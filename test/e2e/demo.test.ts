@@ -27,7 +27,7 @@ describe('fedgate demo', () => {
     if (result.code !== 0) throw new Error(`demo exited ${result.code}:\n${result.stdout}\n${result.stderr}`);
     console.log(`fedgate demo took ${seconds.toFixed(1)}s`);
     const out = result.stdout;
-    expect(out).toContain('controller up (embedded in-memory store)');
+    expect(out).toContain('controller up (embedded journal store)');
     expect(out).toContain('gateways joined with one-time tokens: us-east');
     expect(out).toMatch(/example policies applied: 6 documents, policy revision \d+/);
     expect(out).toMatch(/policies: revision \d+ in force on all 3 clusters/);

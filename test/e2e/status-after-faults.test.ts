@@ -138,9 +138,13 @@ describe('status after faults', () => {
     cleanups.push(() => redis.stop());
   });
 
-  it('converges within 3 s after the controller is SIGKILLed and restarted (Redis with AOF), and never shows a killed gateway as connected', async () => {
+  it.each([
+    { store: 'Redis with AOF', storeUrl: (): string | undefined => redis.url },
+    // No store URL: the controller's default, the embedded store journaled to its data dir.
+    { store: 'the embedded journal store', storeUrl: (): string | undefined => undefined },
+  ])('converges within 3 s after the controller is SIGKILLed and restarted ($store), and never shows a killed gateway as connected', async ({ store, storeUrl }) => {
     const ports = await backends(['east']);
-    const federation = await createFederation([cluster('east', 'r1', 'a', ports.get('east')), cluster('west', 'r2', 'a')], { storeUrl: redis.url, leaseTtl: '3s' });
+    const federation = await createFederation([cluster('east', 'r1', 'a', ports.get('east')), cluster('west', 'r2', 'a')], { storeUrl: storeUrl(), leaseTtl: '3s' });
     await applyPolicyAndConverge(federation);
 
     await federation.controller?.process?.kill('SIGKILL');
@@ -148,7 +152,7 @@ describe('status after faults', () => {
     await federation.cluster('west').process?.kill('SIGKILL');
     await federation.startReplica(0);
     const elapsed = await untilConverged(federation, performance.now());
-    console.log(`controller restart (redis, AOF): status converged ${elapsed.toFixed(0)} ms after the controller was ready`);
+    console.log(`controller restart (${store}): status converged ${elapsed.toFixed(0)} ms after the controller was ready`);
     expect(elapsed).toBeLessThanOrEqual(CONVERGENCE_LIMIT_MS);
     const west = (await status(federation)).clusters.find((c) => c.name === 'west');
     expect(west?.connected).toBe(false);
