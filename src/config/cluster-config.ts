@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { address, arrayOf, bool, dnsLabel, duration, either, enumOf, int, literal, object, optional, port, refine, section, str, transform, type Infer } from './shape.js';
+import { address, arrayOf, bool, dnsLabel, duration, either, enumOf, int, literal, num, object, optional, port, refine, section, str, transform, type Infer } from './shape.js';
 import { API_VERSION, metadataShape, trustDomain } from './federation-config.js';
 
 function addressOrCidrProblem(value: string): string | undefined {
@@ -100,6 +100,38 @@ export const clusterShape = object({
         handshakeTimeout: optional(duration({ min: 100 }), 10_000),
         /** Concurrent HTTP/2 streams per peer connection. */
         maxConcurrentStreams: optional(int({ min: 1, max: 100_000 }), 1000),
+        /**
+         * Connections each listener (inbound, outbound) holds at once; at the limit the idlest one
+         * (an anonymous one first) is closed to make room, and only when all are busy is a new one
+         * refused. Keep it well below the process's file-descriptor limit.
+         */
+        maxConnections: optional(int({ min: 16, max: 1_000_000 }), 4096),
+        /** Connections the gateways of one peer cluster hold on the inbound listener. */
+        maxConnectionsPerPeer: optional(int({ min: 1, max: 100_000 }), 64),
+        /** Limits of every HTTP/2 connection (docs/security.md has the table). */
+        http2: section({
+          /** Bytes queued for a peer that does not read, from which the connection stops producing. */
+          writeQueueBytes: optional(int({ min: 16 * 1024 }), 1024 * 1024),
+          /** Bytes queued past which the connection is ended at once (GOAWAY ENHANCE_YOUR_CALM). */
+          writeQueueHardLimitBytes: optional(int({ min: 16 * 1024 }), 4 * 1024 * 1024),
+          /** How long the write queue may stay full before the connection is ended. */
+          writeStallTimeout: optional(duration({ min: 100 }), 30_000),
+          /** Outgoing bytes one stream may buffer before it is reset. */
+          streamBufferBytes: optional(int({ min: 16 * 1024 }), 1024 * 1024),
+          /** A stream with data and no flow-control window for this long is reset. */
+          zeroWindowTimeout: optional(duration({ min: 100 }), 30_000),
+          /** Entries one SETTINGS frame may carry. */
+          maxSettingsEntries: optional(int({ min: 6, max: 1000 }), 32),
+          /** SETTINGS frames accepted in a burst, then per second. */
+          settingsBurst: optional(int({ min: 1 }), 20),
+          settingsRatePerSecond: optional(num({ min: 0.1 }), 5),
+          /** PING frames accepted in a burst while no data flows, then per second. */
+          pingBurst: optional(int({ min: 1 }), 100),
+          pingRatePerSecond: optional(num({ min: 0.1 }), 10),
+          /** Streams a client may reset before they are answered (rapid reset), in a burst, then per second. */
+          resetBurst: optional(int({ min: 1 }), 1000),
+          resetRatePerSecond: optional(num({ min: 0.1 }), 200),
+        }),
       }),
       /** What this cluster's gateway accepts from the federation's policy set. */
       policies: section({

@@ -1,7 +1,8 @@
+import { hostname } from 'node:os';
 import { sleep } from '../core/backoff.js';
 import type { Logger } from '../core/logger.js';
 import type { Component } from '../core/lifecycle.js';
-import type { AuditEntry, Store } from '../store/store.js';
+import type { AuditEntry, ReplicaRecord, Store } from '../store/store.js';
 import { heartbeatInterval } from './gateway-status.js';
 
 /**
@@ -43,7 +44,7 @@ export class ReplicaRegistry implements Component {
   /** The ids of live replicas, read now from the store (the last known set when it does not answer). */
   async liveReplicas(): Promise<ReadonlySet<string>> {
     try {
-      this.live = new Set((await this.options.store.listReplicas(Date.now())).map((r) => r.id));
+      this.live = new Set((await this.options.store.listReplicas(Date.now())).filter(alive).map((r) => r.id));
     } catch {
       // the store is away: the last known set
     }
@@ -57,8 +58,8 @@ export class ReplicaRegistry implements Component {
       while (!signal.aborted) {
         const now = Date.now();
         const self = this.options.apiAddress();
-        await store.putReplica({ id: replicaId, apiAddress: self, startedAt: this.options.startedAt, expiresAt: now + leaseTtlMs });
-        const replicas = await store.listReplicas(now);
+        await store.putReplica({ id: replicaId, apiAddress: self, startedAt: this.options.startedAt, expiresAt: now + leaseTtlMs, host: hostname(), pid: process.pid });
+        const replicas = (await store.listReplicas(now)).filter(alive);
         this.live = new Set(replicas.map((r) => r.id));
         const next = [self, ...replicas.filter((r) => r.id !== replicaId && r.apiAddress !== self).map((r) => r.apiAddress)];
         if (next.join(',') !== this.addresses.join(',')) {
@@ -83,5 +84,21 @@ export class ReplicaRegistry implements Component {
   /** Leaves the registry on a clean stop, so gateways stop dialling this replica at once. */
   async withdraw(): Promise<void> {
     await this.options.store.removeReplica(this.options.replicaId).catch(() => undefined);
+  }
+}
+
+/**
+ * An entry is believed until it expires, except one of this host whose process is gone: a replica
+ * restarted on the same host (the common case: a crash and a restart by the supervisor) must not
+ * take its previous life's streams for live ones during that life's last TTL. In a container the
+ * old pid is outside this process's pid namespace, which reads as gone too — as it is.
+ */
+function alive(record: ReplicaRecord): boolean {
+  if (record.host !== hostname() || record.pid === undefined || record.pid === process.pid) return true;
+  try {
+    process.kill(record.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

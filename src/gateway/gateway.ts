@@ -29,7 +29,7 @@ import { observeUpstream } from './registry/upstream-observer.js';
 import { RoutingTable } from './routing/routing-table.js';
 import { CallerIdentities } from './server/caller-identities.js';
 import { GatewayListeners, resolveLimits, type GatewayLimits } from './server/listeners.js';
-import { ControlViewPublisher, logBlackholeChanges } from './view/control-view.js';
+import { ControlViewPublisher, logBlackholeChanges, type ControlView } from './view/control-view.js';
 
 export type { GatewayLimits };
 
@@ -94,10 +94,12 @@ export class Gateway {
         this.views.update({ federation: s.federation, defaults: s.defaults });
       },
     });
-    this.pools = new PoolRegistry({ identity: this.identity, view: () => this.views.current, connectTimeoutMs: limits.connectTimeoutMs, log: log.child({ component: 'pool' }) });
+    const onLimit = (listener: string) => (kind: string) => this.metrics.limitRefused(listener, kind);
+    const view = (): ControlView => this.views.current;
+    this.pools = new PoolRegistry({ identity: this.identity, view, connectTimeoutMs: limits.connectTimeoutMs, http2: limits.http2, onLimit: onLimit('peer'), log: log.child({ component: 'pool' }) });
     this.health = new HealthChecker(healthCheckConfig(this.views.current.defaults), (peer, timeoutMs) => this.pools.ping(this.views.current, peer, timeoutMs), log.child({ component: 'health' }));
     this.outliers = new OutlierRegistry({ view: this.views.current, publish: (ejections) => this.views.update({ ejections }), log: log.child({ component: 'outliers' }) });
-    this.forwarder = new LocalForwarder(log.child({ component: 'local' }));
+    this.forwarder = new LocalForwarder(log.child({ component: 'local' }), undefined, { limits: limits.http2, onLimit: onLimit('local-h2c') });
     const failovers = new FailoverTracker(this.metrics);
     const observe = observeUpstream({ localCluster: local.cluster, outliers: this.outliers, health: this.health, failovers });
     this.wireView(failovers);
@@ -106,7 +108,7 @@ export class Gateway {
       limits: limits,
       identity: this.identity,
       callers: new CallerIdentities(cluster.spec.trustDomain, cluster.spec.gateway.callers),
-      view: () => this.views.current,
+      view,
       routing: this.routing,
       pools: this.pools,
       inbound: inboundStack({ localCluster: local.cluster, forwarder: this.forwarder, metrics: this.metrics, log: log.child({ component: 'authz' }) }),

@@ -68,6 +68,9 @@ export interface ReplicaRecord {
   startedAt: number;
   /** ms since epoch; an entry not refreshed by then is a replica that died. */
   expiresAt: number;
+  /** Where it runs: a replica on the same host can tell at once whether an entry's process died. */
+  host?: string;
+  pid?: number;
 }
 
 export interface AuditEntry {

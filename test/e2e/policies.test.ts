@@ -347,10 +347,10 @@ describe('policies across three gateways', () => {
 
     // The faults, in force on east: 25 % aborted, 50 % delayed by 200 ms, for requests with the header only.
     const samples = await runLoad({ kind: 'http', address: federation.outbound('east'), authority: svc('catalog'), headers: { 'x-chaos': 'on' } }, { rps: 150, durationMs: 4000 });
-    const aborted = samples.filter((s) => s.status === '503' && s.error === 'fault-abort').length / samples.length;
+    const aborted = samples.filter((s) => s.status === '503' && s.error === 'status 503 fault-abort').length / samples.length;
     const delayed = samples.filter((s) => s.latencyMs >= 180).length / samples.length;
     console.log(`faults over ${samples.length} requests: ${(aborted * 100).toFixed(1)} % aborted (policy 25), ${(delayed * 100).toFixed(1)} % delayed ≥ 180 ms (policy 50)`);
-    expect(samples.every((s) => s.ok || s.error === 'fault-abort')).toBe(true);
+    expect(samples.every((s) => s.ok || s.error === 'status 503 fault-abort')).toBe(true);
     expect(Math.abs(aborted * 100 - 25)).toBeLessThanOrEqual(6);
     expect(Math.abs(delayed * 100 - 50)).toBeLessThanOrEqual(7);
     const plain = await runLoad({ kind: 'http', address: federation.outbound('east'), authority: svc('catalog') }, { rps: 100, durationMs: 1000 });

@@ -9,7 +9,7 @@ import { canResend, sendRequestBody } from '../request/request-body.js';
 import { appendHeaderFields, CALLER_HEADER } from '../request/headers.js';
 import { failure, NO_TRAILERS, type Outcome } from '../request/outcome.js';
 import type { Request, RequestState } from '../request/request.js';
-import { endDelivery, ErrorCode, H2ClientSession, startDelivery, type Delivery, type DirectBody, type H2ClientStream } from '../../http2/index.js';
+import { endDelivery, ErrorCode, H2ClientSession, startDelivery, type H2ConnectionLimits, type Delivery, type DirectBody, type H2ClientStream } from '../../http2/index.js';
 
 
 /**
@@ -182,6 +182,7 @@ export class LocalForwarder {
   constructor(
     private readonly log: Logger,
     idlePoolMs = 60_000,
+    private readonly h2Client: { limits?: Partial<H2ConnectionLimits>; onLimit?: (kind: string) => void } = {},
   ) {
     this.sweeper = setInterval(() => this.closeIdlePools(), idlePoolMs);
     this.sweeper.unref();
@@ -273,7 +274,8 @@ export class LocalForwarder {
     // Requests are written before the connection is up (they wait in the socket); a refused
     // connection fails them with ECONNREFUSED, which the caller treats as a connect failure.
     const socket = netConnect({ host, port, noDelay: true });
-    const session = new H2ClientSession(socket, { initialWindowSize: 4 * 1024 * 1024, sessionWindowSize: 32 * 1024 * 1024, maxHeaderListSize: 64 * 1024 });
+    const session = new H2ClientSession(socket, { initialWindowSize: 4 * 1024 * 1024, sessionWindowSize: 32 * 1024 * 1024, maxHeaderListSize: 64 * 1024, ...this.h2Client.limits });
+    if (this.h2Client.onLimit) session.on('limit', this.h2Client.onLimit);
     session.on('error', (error: Error) => this.log.debug({ target, err: errorMessage(error) }, 'local h2c session error'));
     const forget = (): void => {
       if (this.h2.get(target)?.session === session) this.h2.delete(target);

@@ -2,7 +2,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
-import { H2ClientSession, type H2ConnectionOptions } from '../../http2/index.js';
+import { H2ClientSession, type H2ConnectionLimits, type H2ConnectionOptions } from '../../http2/index.js';
 
 /**
  * Receive windows and header limit of gateway-to-gateway connections, on both ends: large windows,
@@ -41,6 +41,10 @@ export interface PeerPoolOptions {
   connectTimeoutMs: number;
   /** Streams per session before it is retired (0: unlimited). */
   maxRequestsPerConnection?: number;
+  /** Limits of the HTTP/2 connections (the stack's defaults where unset). */
+  http2?: Partial<H2ConnectionLimits>;
+  /** Counts a connection's refusals by kind (fedgate_limit_refusals_total{listener="peer"}). */
+  onLimit?: (kind: string) => void;
   log: Logger;
 }
 
@@ -208,7 +212,8 @@ export class PeerPool {
           fail(new Error(`the peer did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'})`));
           return;
         }
-        const opened = new H2ClientSession(socket, PEER_CONNECTION);
+        const opened = new H2ClientSession(socket, { ...PEER_CONNECTION, ...this.options.http2 });
+        if (this.options.onLimit) opened.on('limit', this.options.onLimit);
         session = opened;
         const failEarly = (error: Error): void => fail(error);
         const closedEarly = (): void => fail(new Error('the peer closed the connection before its HTTP/2 settings'));

@@ -69,19 +69,34 @@ function send(request: Request, state: RequestState, pool: PeerPool, peer: PeerS
       settle(failure(refused ? 'connect-failed' : 'upstream-reset', `${pool.cluster}: ${peerLost ? 'connection to the gateway lost' : 'stream closed'} before a response (code ${stream.rstCode})`, { cluster: pool.cluster, retriable: replayable, peerLost }));
     });
     stream.once('response', (responseHeaders: IncomingHttpHeaders) => {
-      settle({
-        kind: 'response',
-        response: {
-          status: Number(responseHeaders[':status']),
-          headers: responseHeaders,
-          body: stream,
-          trailers: request.grpc ? trailersOf(stream) : NO_TRAILERS,
-          cluster: pool.cluster,
-          discard: () => {
-            if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
+      const trailers = request.grpc ? trailersOf(stream) : NO_TRAILERS;
+      const answer = (): void =>
+        settle({
+          kind: 'response',
+          response: {
+            status: Number(responseHeaders[':status']),
+            headers: responseHeaders,
+            body: stream,
+            trailers,
+            cluster: pool.cluster,
+            discard: () => {
+              if (!stream.destroyed) stream.close(ErrorCode.CANCEL);
+            },
           },
-        },
+        });
+      // A gRPC call that could be replayed is answered once its trailers are in (a unary answer
+      // comes whole, at once), or after a short hold: a peer that dies between its headers and
+      // its trailers then costs a retry on another cluster, not a call the client sees fail.
+      if (!request.grpc || stream.readableEnded || !canResend(request, state)) {
+        answer();
+        return;
+      }
+      const hold = setTimeout(answer, GRPC_RESPONSE_HOLD_MS);
+      stream.once('trailers', () => {
+        clearTimeout(hold);
+        answer();
       });
+      stream.once('close', () => clearTimeout(hold));
     });
     const body = request.body;
     if (body) {
@@ -91,6 +106,12 @@ function send(request: Request, state: RequestState, pool: PeerPool, peer: PeerS
     }
   });
 }
+
+/**
+ * How long the answer of a replayable gRPC call waits for its trailers before it is passed on as
+ * a stream (a server-streaming call's first message is delayed by at most this).
+ */
+const GRPC_RESPONSE_HOLD_MS = 50;
 
 function trailersOf(stream: H2ClientStream): Promise<IncomingHttpHeaders> {
   return new Promise((done) => {

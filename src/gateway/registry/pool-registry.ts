@@ -2,6 +2,7 @@ import type { Logger } from '../../core/logger.js';
 import { SpiffeId } from '../../model/spiffe-id.js';
 import { clientConnectionOptions, expectId } from '../../pki/tls-options.js';
 import type { ServicePolicy } from '../../policy/service-policy.js';
+import type { H2ConnectionLimits } from '../../http2/index.js';
 import { PeerPool } from '../endpoint/peer-pool.js';
 import type { GatewayIdentity } from '../gateway-identity.js';
 import type { ControlView } from '../view/control-view.js';
@@ -45,6 +46,8 @@ export class PoolRegistry {
       /** The current control view: a pool dials the addresses it gives at the moment it connects. */
       view: () => ControlView;
       connectTimeoutMs: number;
+      http2?: Partial<H2ConnectionLimits>;
+      onLimit?: (kind: string) => void;
       log: Logger;
     },
   ) {}
@@ -80,6 +83,8 @@ export class PoolRegistry {
         maxPending: sizing.maxPending,
         maxRequestsPerConnection: sizing.maxRequestsPerConnection,
         connectTimeoutMs: this.options.connectTimeoutMs,
+        http2: this.options.http2,
+        onLimit: this.options.onLimit,
         log: this.options.log.child({ peer: cluster, ...(dedicated ? { service } : {}) }),
       }),
       trustDomain: record.trustDomain,

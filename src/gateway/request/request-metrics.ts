@@ -20,6 +20,8 @@ export class GatewayMetrics {
   readonly routeSelections: Counter<'service' | 'route' | 'policy'>;
   readonly policyApplies: Counter<'result'>;
   readonly policyRevision: Gauge<'state'>;
+  /** Refusals of a resource limit, by listener (inbound, outbound, outbound-h2c, peer, local-h2c) and limit. */
+  readonly limitRefusals: Counter<'listener' | 'limit'>;
   private readonly requestChildren = new Map<string, { counter: HotCounterSeries; duration: HotHistogramSeries }>();
   private readonly counterChildren = new WeakMap<object, Map<string, { inc(): void }>>();
 
@@ -38,6 +40,7 @@ export class GatewayMetrics {
     this.routeSelections = counter(registry, 'fedgate_route_selections_total', 'Requests routed by a RoutePolicy rule', ['service', 'route', 'policy']);
     this.policyApplies = counter(registry, 'fedgate_policy_applies_total', 'Policy sets received, by result (applied, rejected)', ['result']);
     this.policyRevision = gauge(registry, 'fedgate_policy_revision', 'Policy revision applied on this gateway, and the newest one received', ['state']);
+    this.limitRefusals = counter(registry, 'fedgate_limit_refusals_total', 'Refusals of a resource limit (connections, HTTP/2 abuse, backpressure), by listener and limit', ['listener', 'limit']);
   }
 
   /** Counts one event, with the label set's child cached (policy counters run per request). */
@@ -54,6 +57,11 @@ export class GatewayMetrics {
       children.set(key, child);
     }
     child.inc();
+  }
+
+  /** Counts one refusal of a resource limit (label sets are few and fixed: listener × kind). */
+  limitRefused(listener: string, limit: string): void {
+    this.count(this.limitRefusals, { listener, limit });
   }
 
   request(direction: string, source: string, destination: string, service: string, code: string, seconds: number): void {

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -8,7 +8,8 @@ import { normalizePath } from '../../policy/path-normalization.js';
 import type { SpiffeId } from '../../model/spiffe-id.js';
 import { bindListener } from '../../pki/rotation.js';
 import { MTLS_SERVER_OPTIONS, serverSecureContext } from '../../pki/tls-options.js';
-import { H2ServerSession, type H2ServerStream } from '../../http2/index.js';
+import { H2ServerSession, type H2ConnectionLimits, type H2ServerStream } from '../../http2/index.js';
+import { ConnectionLimiter, type LimitedConnection } from './connection-limiter.js';
 import { PEER_CONNECTION } from '../endpoint/peer-pool.js';
 import type { GatewayIdentity } from '../gateway-identity.js';
 import type { InboundPeer, InboundStream } from '../inbound/inbound-stream.js';
@@ -20,8 +21,31 @@ import type { ControlView } from '../view/control-view.js';
 import { AuthorityMemo } from './authority-memo.js';
 import { writeHttp2, type Completion } from './client-writer.js';
 
+/** A connection to the inbound listener, from its TCP accept on: anonymous until its peer is verified. */
+class PeerConnection implements LimitedConnection {
+  active = 0;
+  lastActive = performance.now();
+  verified = false;
+  session: H2ServerSession | undefined;
+
+  constructor(private readonly socket: Socket) {}
+
+  close(): void {
+    if (this.session) this.session.close();
+    else this.socket.destroy();
+  }
+}
+
 export interface InboundOptions {
   listen: string;
+  /** Connections held at once, handshakes included; the idlest (anonymous first) makes room past it. */
+  maxConnections: number;
+  /** Connections one peer cluster may hold (its gateways pool a few each). */
+  maxConnectionsPerPeer: number;
+  /** Limits of the HTTP/2 connections (the stack's defaults where unset). */
+  http2: Partial<H2ConnectionLimits> & { abuseBurst?: number; abuseRatePerSecond?: number };
+  /** Counts every refusal of a limit, by kind (fedgate_limit_refusals_total{listener="inbound"}). */
+  onLimit: (kind: string) => void;
   handshakeTimeoutMs: number;
   /** A request's header block must be complete within this. */
   headersTimeoutMs: number;
@@ -52,6 +76,9 @@ export class InboundServer {
   private readonly sessions = new Map<H2ServerSession, InboundPeer>();
   private readonly authorities = new AuthorityMemo();
   private unbind: (() => void) | undefined;
+  private readonly connections: ConnectionLimiter<PeerConnection>;
+  private readonly perPeer = new Map<string, ConnectionLimiter<PeerConnection>>();
+  private readonly pending = new Map<string, PeerConnection>();
   port = 0;
 
   constructor(
@@ -68,6 +95,8 @@ export class InboundServer {
       handshakeTimeout: options.handshakeTimeoutMs,
     });
     this.unbind = bindListener(this.server, identity.svid, identity.trust);
+    this.connections = new ConnectionLimiter<PeerConnection>(options.maxConnections, (kind) => options.onLimit(kind));
+    this.server.on('connection', (socket: Socket) => this.onAccept(socket));
     this.server.on('secureConnection', (socket: TLSSocket) => this.onConnection(socket));
     this.server.on('tlsClientError', (error) => {
       plane.metrics.rejectedPeers.inc({ reason: 'tls' });
@@ -107,7 +136,25 @@ export class InboundServer {
     }
   }
 
+  /** Every TCP connection counts from its accept, so handshakes that never finish cannot take every descriptor. */
+  private onAccept(socket: Socket): void {
+    const connection = new PeerConnection(socket);
+    if (!this.connections.admit(connection)) {
+      socket.destroy();
+      return;
+    }
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    this.pending.set(key, connection);
+    socket.once('close', () => {
+      this.connections.release(connection);
+      if (this.pending.get(key) === connection) this.pending.delete(key);
+    });
+  }
+
   private onConnection(socket: TLSSocket): void {
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const connection = this.pending.get(key);
+    this.pending.delete(key);
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     if (socket.alpnProtocol !== 'h2') {
@@ -132,8 +179,23 @@ export class InboundServer {
       return;
     }
     const peer: InboundPeer = { id, spiffeId: id.toString(), cluster, callers: new Map() };
+    if (connection) {
+      let limiter = this.perPeer.get(cluster);
+      if (!limiter) {
+        limiter = new ConnectionLimiter<PeerConnection>(this.options.maxConnectionsPerPeer, (kind) => this.options.onLimit(`per-peer-${kind}`));
+        this.perPeer.set(cluster, limiter);
+      }
+      connection.verified = true;
+      if (!limiter.admit(connection)) {
+        this.reject(socket, 'too-many-connections', `the gateway of ${cluster} holds ${this.options.maxConnectionsPerPeer} connections already`);
+        return;
+      }
+      const perPeer = limiter;
+      socket.once('close', () => perPeer.release(connection));
+    }
     const session = new H2ServerSession(socket, {
       ...PEER_CONNECTION,
+      ...this.options.http2,
       maxHeaderListSize: this.options.maxHeaderBytes,
       headersTimeoutMs: this.options.headersTimeoutMs,
       maxConcurrentStreams: this.options.maxConcurrentStreams,
@@ -141,10 +203,22 @@ export class InboundServer {
       peerName: `the gateway of ${cluster}`,
     });
     this.sessions.set(session, peer);
+    if (connection) connection.session = session;
+    session.on('limit', (kind: string) => this.options.onLimit(kind));
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (error: Error) => this.plane.log.debug({ peer: cluster, err: errorMessage(error) }, 'inbound HTTP/2 connection ended with an error'));
     session.on('malformed', (problem: string) => this.plane.log.warn({ peer: cluster, problem }, 'malformed request from a peer gateway refused'));
-    session.on('stream', (stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean) => this.onStream(peer, stream, headers, endStream));
+    session.on('stream', (stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean) => {
+      if (connection) {
+        connection.active += 1;
+        connection.lastActive = performance.now();
+        stream.once('close', () => {
+          connection.active -= 1;
+          connection.lastActive = performance.now();
+        });
+      }
+      this.onStream(peer, stream, headers, endStream);
+    });
   }
 
   private reject(socket: TLSSocket, reason: string, message: string): void {

@@ -3,6 +3,7 @@ import { Closer } from '../../core/lifecycle.js';
 import type { ClusterConfig } from '../../config/cluster-config.js';
 import { startAdminServer, type AdminServer } from '../../admin/admin-server.js';
 import type { Registry } from '../../admin/metrics.js';
+import type { H2ConnectionLimits } from '../../http2/index.js';
 import type { GatewayIdentity } from '../gateway-identity.js';
 import { authorizationOutcome } from '../inbound/authorize.js';
 import type { InboundStream } from '../inbound/inbound-stream.js';
@@ -26,11 +27,16 @@ export interface GatewayLimits {
   maxHeaderBytes: number;
   maxConcurrentStreams: number;
   connectTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
+  /** Limits of every HTTP/2 connection, as the HTTP/2 stack takes them. */
+  http2: Partial<H2ConnectionLimits> & { abuseBurst?: number; abuseRatePerSecond?: number };
 }
 
 /** The limits of spec.gateway.limits, with test or command-line overrides. */
 export function resolveLimits(cluster: ClusterConfig, overrides: Partial<GatewayLimits> = {}): GatewayLimits {
   const configured = cluster.spec.gateway.limits;
+  const h2 = configured.http2;
   return {
     headersTimeoutMs: configured.headersTimeout,
     requestTimeoutMs: configured.requestTimeout,
@@ -39,6 +45,22 @@ export function resolveLimits(cluster: ClusterConfig, overrides: Partial<Gateway
     handshakeTimeoutMs: configured.handshakeTimeout,
     maxConcurrentStreams: configured.maxConcurrentStreams,
     connectTimeoutMs: 2000,
+    maxConnections: configured.maxConnections,
+    maxConnectionsPerPeer: configured.maxConnectionsPerPeer,
+    http2: {
+      maxWriteQueueBytes: h2.writeQueueBytes,
+      writeQueueHardLimitBytes: h2.writeQueueHardLimitBytes,
+      writeStallTimeoutMs: h2.writeStallTimeout,
+      maxStreamBufferedBytes: h2.streamBufferBytes,
+      zeroWindowTimeoutMs: h2.zeroWindowTimeout,
+      maxSettingsEntries: h2.maxSettingsEntries,
+      settingsBurst: h2.settingsBurst,
+      settingsRatePerSecond: h2.settingsRatePerSecond,
+      pingBurst: h2.pingBurst,
+      pingRatePerSecond: h2.pingRatePerSecond,
+      abuseBurst: h2.resetBurst,
+      abuseRatePerSecond: h2.resetRatePerSecond,
+    },
     ...overrides,
   };
 }
@@ -85,14 +107,35 @@ export class GatewayListeners {
     const callerIdentity = (remoteAddress: string | undefined): string => this.deps.callers.of(remoteAddress, this.deps.identity.spiffeId.toString());
     const inbound = new InboundServer(
       { localCluster: local, identity: this.deps.identity, view: this.deps.view, handler: this.deps.inbound, metrics: this.deps.metrics, log: log.child({ component: 'inbound' }) },
-      { listen: gateway.inbound, handshakeTimeoutMs: limits.handshakeTimeoutMs, headersTimeoutMs: limits.headersTimeoutMs, idleTimeoutMs: limits.idleTimeoutMs, maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderBytes: limits.maxHeaderBytes },
+      {
+        listen: gateway.inbound,
+        handshakeTimeoutMs: limits.handshakeTimeoutMs,
+        headersTimeoutMs: limits.headersTimeoutMs,
+        idleTimeoutMs: limits.idleTimeoutMs,
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderBytes: limits.maxHeaderBytes,
+        maxConnections: limits.maxConnections,
+        maxConnectionsPerPeer: limits.maxConnectionsPerPeer,
+        http2: limits.http2,
+        onLimit: (kind) => this.deps.metrics.limitRefused('inbound', kind),
+      },
     );
     await inbound.start();
     this.inboundServer = inbound;
     this.closer.add('inbound', () => inbound.close());
     const outbound = new OutboundServer(
       { localCluster: local, callerIdentity, routing: this.deps.routing, view: this.deps.view, handler: this.deps.outbound, metrics: this.deps.metrics, log: log.child({ component: 'outbound' }) },
-      { listen: gateway.outbound, headersTimeoutMs: limits.headersTimeoutMs, requestTimeoutMs: limits.requestTimeoutMs, maxHeaderBytes: limits.maxHeaderBytes, idleTimeoutMs: limits.idleTimeoutMs, maxConcurrentStreams: limits.maxConcurrentStreams },
+      {
+        listen: gateway.outbound,
+        headersTimeoutMs: limits.headersTimeoutMs,
+        requestTimeoutMs: limits.requestTimeoutMs,
+        maxHeaderBytes: limits.maxHeaderBytes,
+        idleTimeoutMs: limits.idleTimeoutMs,
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxConnections: limits.maxConnections,
+        http2: limits.http2,
+        onLimit: (listener, kind) => this.deps.metrics.limitRefused(listener, kind),
+      },
     );
     await outbound.start();
     this.outboundServer = outbound;

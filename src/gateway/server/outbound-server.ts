@@ -7,7 +7,8 @@ import { parseHostPort } from '../../config/shape.js';
 import { normalizePath } from '../../policy/path-normalization.js';
 import { AuthorityMemo } from './authority-memo.js';
 import { writeHttp1, writeHttp2, type Completion } from './client-writer.js';
-import { CLIENT_PREFACE, H2ServerSession, type H2ServerStream } from '../../http2/index.js';
+import { CLIENT_PREFACE, H2ServerSession, type H2ConnectionLimits, type H2ServerStream } from '../../http2/index.js';
+import { ConnectionLimiter, type LimitedConnection } from './connection-limiter.js';
 import { forwardableHeaders, isGrpc, isIdempotent } from '../request/headers.js';
 import { failure, type Outcome } from '../request/outcome.js';
 import type { Handler } from '../request/pipeline.js';
@@ -27,8 +28,38 @@ function hostCount(raw: readonly string[]): number {
   return count;
 }
 
+/** A client connection of the outbound listener: its requests in flight, for the connection cap. */
+class ClientConnection implements LimitedConnection {
+  active = 0;
+  lastActive = performance.now();
+  session: H2ServerSession | undefined;
+
+  constructor(readonly socket: Socket) {}
+
+  started(): void {
+    this.active += 1;
+    this.lastActive = performance.now();
+  }
+
+  finished(): void {
+    this.active -= 1;
+    this.lastActive = performance.now();
+  }
+
+  close(): void {
+    if (this.session) this.session.close();
+    else this.socket.destroy();
+  }
+}
+
 export interface OutboundOptions {
   listen: string;
+  /** Client connections held at once (HTTP/1.1 and h2c together); the idlest makes room past it. */
+  maxConnections: number;
+  /** Limits of h2c connections (the HTTP/2 stack's defaults where unset). */
+  http2: Partial<H2ConnectionLimits> & { abuseBurst?: number; abuseRatePerSecond?: number };
+  /** Counts every refusal of a limit, by kind (fedgate_limit_refusals_total). */
+  onLimit: (listener: 'outbound' | 'outbound-h2c', kind: string) => void;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   maxHeaderBytes: number;
@@ -59,6 +90,8 @@ export class OutboundServer {
   private readonly net: NetServer;
   private readonly http1: HttpServer;
   private readonly h2c = new Set<H2ServerSession>();
+  private readonly clients: ConnectionLimiter<ClientConnection>;
+  private readonly bySocket = new WeakMap<Socket, ClientConnection>();
   private readonly authorities = new AuthorityMemo();
   port = 0;
 
@@ -77,7 +110,8 @@ export class OutboundServer {
       },
       (req, res) => this.onHttp1(req, res),
     );
-    this.net = createNetServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.sniff(socket));
+    this.clients = new ConnectionLimiter<ClientConnection>(options.maxConnections, (kind) => options.onLimit('outbound', kind));
+    this.net = createNetServer({ noDelay: true, pauseOnConnect: false }, (socket) => this.accept(socket));
   }
 
   async start(): Promise<number> {
@@ -104,8 +138,19 @@ export class OutboundServer {
     for (const session of this.h2c) session.destroy();
   }
 
+  private accept(socket: Socket): void {
+    const client = new ClientConnection(socket);
+    if (!this.clients.admit(client)) {
+      socket.destroy();
+      return;
+    }
+    this.bySocket.set(socket, client);
+    socket.once('close', () => this.clients.release(client));
+    this.sniff(socket, client);
+  }
+
   /** Reads just enough of the first bytes to tell HTTP/2 prior knowledge from HTTP/1.1. */
-  private sniff(socket: Socket): void {
+  private sniff(socket: Socket, client: ClientConnection): void {
     socket.setNoDelay(true);
     let seen: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), this.options.headersTimeoutMs);
@@ -119,7 +164,7 @@ export class OutboundServer {
       socket.off('error', onError);
       socket.pause();
       socket.unshift(seen);
-      if (looksH2) this.openH2c(socket);
+      if (looksH2) this.openH2c(socket, client);
       else this.http1.emit('connection', socket);
       // The HTTP/1.1 server reads the native handle directly; flowing again hands it (or the h2c
       // session) the bytes read so far.
@@ -135,6 +180,11 @@ export class OutboundServer {
 
   private onHttp1(req: IncomingMessage, res: ServerResponse): void {
     const headers = req.headers;
+    const client = this.bySocket.get(req.socket);
+    if (client) {
+      client.started();
+      res.once('close', () => client.finished());
+    }
     // RFC 9112 §3.2: more than one Host is a 400; node:http would keep the first, and the gateway
     // rewrites Host upstream, so the conflict would be invisible to every later hop.
     if (hostCount(req.rawHeaders) > 1) {
@@ -153,8 +203,9 @@ export class OutboundServer {
   }
 
   /** h2c with prior knowledge, on fedgate's own HTTP/2 server role (as the inbound listener). */
-  private openH2c(socket: Socket): void {
+  private openH2c(socket: Socket, client: ClientConnection): void {
     const session = new H2ServerSession(socket, {
+      ...this.options.http2,
       initialWindowSize: 1024 * 1024,
       sessionWindowSize: 16 * 1024 * 1024,
       maxHeaderListSize: this.options.maxHeaderBytes,
@@ -164,11 +215,17 @@ export class OutboundServer {
       peerName: 'the local client',
     });
     const remoteAddress = socket.remoteAddress;
+    client.session = session;
     this.h2c.add(session);
+    session.on('limit', (kind: string) => this.options.onLimit('outbound-h2c', kind));
     session.once('close', () => this.h2c.delete(session));
     session.on('error', (error: Error) => this.plane.log.debug({ err: errorMessage(error) }, 'outbound h2c connection ended with an error'));
     session.on('malformed', (problem: string) => this.plane.log.debug({ problem }, 'malformed h2c request refused'));
-    session.on('stream', (stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean) => this.onHttp2(stream, headers, endStream, remoteAddress));
+    session.on('stream', (stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean) => {
+      client.started();
+      stream.once('close', () => client.finished());
+      this.onHttp2(stream, headers, endStream, remoteAddress);
+    });
   }
 
   private onHttp2(stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean, remoteAddress: string | undefined): void {
