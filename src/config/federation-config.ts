@@ -104,8 +104,11 @@ export const trustDomainAliasShape = either(
   object({
     /** The trust domain policies may name (e.g. cluster.local). */
     alias: trustDomain(),
-    /** The member trust domains it stands for. */
-    trustDomains: arrayOf(trustDomain(), { minItems: 1, uniqueBy: (td) => td, uniqueMessage: 'trust domain listed twice' }),
+    /**
+     * The member trust domains it stands for; absent means every member. The object form without
+     * it is how the controller sends the plain-name form, so it must read back the same.
+     */
+    trustDomains: optional(arrayOf(trustDomain(), { minItems: 1, uniqueBy: (td) => td, uniqueMessage: 'trust domain listed twice' })),
   }),
   (value) => (typeof value === 'string' ? 'first' : 'second'),
 );

@@ -25,7 +25,9 @@ export class FedgateProcess {
   static start(name: string, args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): FedgateProcess {
     const logFile = join(mkdtempSync(join(tmpdir(), `fedgate-${name}-`)), 'output.log');
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, BIN, ...args], {
+    // FEDGATE_TEST_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles every process a test starts.
+    const extra = process.env.FEDGATE_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...extra, ...nodeArgs, BIN, ...args], {
       env: { ...process.env, FEDGATE_LOG_LEVEL: process.env.FEDGATE_TEST_LOG_LEVEL ?? 'info', NODE_OPTIONS: '', ...env },
       stdio: ['ignore', fd, fd],
     });

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gatewayDefaultsDocument, gatewayDefaultsShape, type GatewayDefaults } from '../../config/federation-config.js';
-import { SettingsFile, validateDefaults } from './settings-file.js';
+import { DEFAULT_TRUST_DOMAIN_ALIASES } from '../../config/federation-config.js';
+import { SettingsFile, validateAliases, validateDefaults } from './settings-file.js';
 
 describe('SettingsFile (settings.json)', () => {
   let dir: string;
@@ -37,5 +38,14 @@ describe('SettingsFile (settings.json)', () => {
     expect(file.load().problem).toMatch(new RegExp(`^${file.file}: defaults.healthCheck.interval: `));
     writeFileSync(file.file, '');
     expect(file.load().problem).toBe(`${file.file}: not valid JSON (Unexpected end of JSON input)`);
+  });
+
+  it('reads back the aliases as the controller sends them: the default plain-name alias arrives as an object without trustDomains', () => {
+    // The controller sends the converted form as JSON; every gateway restarted after the aliases
+    // landed refused it ("trustDomainAliases[0].trustDomains: required") and kept built-in settings.
+    const sent = JSON.parse(JSON.stringify(DEFAULT_TRUST_DOMAIN_ALIASES)) as unknown;
+    expect(validateAliases(sent)).toEqual({ aliases: [{ alias: 'cluster.local' }] });
+    expect(validateAliases(['cluster.local', { alias: 'mesh.local', trustDomains: ['east.acme.internal'] }])).toEqual({ aliases: [{ alias: 'cluster.local' }, { alias: 'mesh.local', trustDomains: ['east.acme.internal'] }] });
+    expect(validateAliases([{ alias: 'mesh.local', trustDomains: [] }]).problem).toMatch(/^trustDomainAliases\[0\]\.trustDomains: /);
   });
 });
