@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/shape.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, ErrorCodes, FedgateError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Registry } from './metrics.js';
 
@@ -96,7 +96,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   }
 
   const address = parseHostPort(options.listen);
-  if (!address) throw new Error(`admin listen address "${options.listen}" is not host:port`);
+  if (!address) throw new FedgateError(ErrorCodes.CONFIG_INVALID, `admin listen address "${options.listen}" is not host:port`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {

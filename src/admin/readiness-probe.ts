@@ -1,4 +1,5 @@
 import { get } from 'node:http';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /** The status of one GET to a fedgate admin endpoint; 0 when nothing answered within a second. */
 export function adminStatus(url: string): Promise<number> {
@@ -20,7 +21,7 @@ export async function waitForReadyz(adminAddress: string, timeoutMs: number, wha
   const deadline = Date.now() + timeoutMs;
   while ((await adminStatus(`http://${adminAddress}/readyz`)) !== 200) {
     stillStarting();
-    if (Date.now() > deadline) throw new Error(`${what} was not ready within ${timeoutMs / 1000}s`);
+    if (Date.now() > deadline) throw new FedgateError(ErrorCodes.UNAVAILABLE, `${what} was not ready within ${timeoutMs / 1000}s`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

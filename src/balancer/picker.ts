@@ -1,4 +1,5 @@
 import type { Locality } from '../model/locality.js';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /** One cluster that can serve a clusterset service, as the balancer sees it. */
 export interface Target {
@@ -64,6 +65,6 @@ export function registerLoadBalancer(balancer: LoadBalancer): void {
 
 export function loadBalancer(name: string): LoadBalancer {
   const balancer = registry.get(name);
-  if (!balancer) throw new Error(`no load balancer "${name}" registered (known: ${[...registry.keys()].join(', ')})`);
+  if (!balancer) throw new FedgateError(ErrorCodes.CONFIG_INVALID, `no load balancer "${name}" registered (known: ${[...registry.keys()].join(', ')})`);
   return balancer;
 }

@@ -1,4 +1,5 @@
 import { parseDuration } from '../core/duration.js';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /** A location inside a document: object keys and array indexes from the root. */
 export type FieldPath = ReadonlyArray<string | number>;
@@ -328,7 +329,7 @@ export function section<F extends ObjectFields>(fields: F): Shape<InferObject<F>
     optional: true,
     defaultFactory: () => {
       const value = inner.check({}, [], []);
-      if (value === undefined) throw new Error('section() used with a required field; give every field a default');
+      if (value === undefined) throw new FedgateError(ErrorCodes.INTERNAL, 'section() used with a required field; give every field a default');
       return value;
     },
   };

@@ -222,7 +222,7 @@ export class Controller {
       liveReplicas: () => this.replicas.liveReplicas(),
       storeReady: () => this.guard.ready,
       drillMetrics: {
-        runs: counter(this.options.registry, 'fedgate_drill_runs_total', 'Drills finished, by service, mode and outcome (passed, failed, aborted)', ['service', 'mode', 'outcome']),
+        runs: counter(this.options.registry, 'fedgate_drill_runs_total', 'Drills finished, by service, mode and outcome (passed, failed, inconclusive, aborted)', ['service', 'mode', 'outcome']),
         running: gauge(this.options.registry, 'fedgate_drill_running', '1 while a drill of this service and mode runs', ['service', 'mode']),
         lastFailoverSeconds: gauge(this.options.registry, 'fedgate_drill_last_failover_seconds', 'Time to 100% failed over in the last drill; -1 when it never completed', ['service', 'mode']),
         lastErrors: gauge(this.options.registry, 'fedgate_drill_last_errors', 'Failed requests in the last drill', ['service', 'mode']),

@@ -49,6 +49,8 @@ export const ErrorCodes = {
   UNAVAILABLE: 'FEDGATE_ERR_UNAVAILABLE',
   STATE_FILE_INVALID: 'FEDGATE_ERR_STATE_FILE_INVALID',
   STATE_DIR_UNUSABLE: 'FEDGATE_ERR_STATE_DIR_UNUSABLE',
+  /** A broken invariant in fedgate itself (a bug): never caused by input. */
+  INTERNAL: 'FEDGATE_ERR_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

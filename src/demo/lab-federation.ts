@@ -6,6 +6,7 @@ import { waitForReadyz } from '../admin/readiness-probe.js';
 import { SERVER_NODE_FLAGS } from '../core/node-flags.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
 import { LabNetwork, type LabHost } from './lab-network.js';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /** Well-known ports: every lab host has its own address, so every process can use the usual port. */
 export const LAB_PORTS = { inbound: 15443, outbound: 15001, gatewayAdmin: 15021, api: 15012, join: 15010, controllerAdmin: 15014, redis: 6379 } as const;
@@ -212,7 +213,7 @@ export class LabFederation {
    */
   static async create(clusters: readonly LabCluster[], options: LabFederationOptions): Promise<LabFederation> {
     const redis = options.redis ?? redisAvailable();
-    for (const c of clusters) if (['controller', 'redis'].includes(c.name)) throw new Error(`a lab cluster may not be named ${c.name}`);
+    for (const c of clusters) if (['controller', 'redis'].includes(c.name)) throw new FedgateError(ErrorCodes.USAGE, `a lab cluster may not be named ${c.name}`);
     const network = await LabNetwork.create(['controller', ...(redis ? ['redis'] : []), ...clusters.map((c) => c.name)]);
     try {
       return new LabFederation(network, options, clusters);
@@ -224,7 +225,7 @@ export class LabFederation {
 
   cluster(name: string): LabClusterHandle {
     const handle = this.clusters.get(name);
-    if (!handle) throw new Error(`no cluster ${name} in the lab`);
+    if (!handle) throw new FedgateError(ErrorCodes.CLUSTER_NOT_FOUND, `no cluster ${name} in the lab`);
     return handle;
   }
 
@@ -250,7 +251,7 @@ export class LabFederation {
 
   private async ready(started: LabProcess, admin: string, timeoutMs = 30_000): Promise<void> {
     await waitForReadyz(admin, timeoutMs, started.name, () => {
-      if (!started.running) throw new Error(`${started.name} exited while starting; its log (${started.logFile}) ends with:\n${started.tail()}`);
+      if (!started.running) throw new FedgateError(ErrorCodes.PROCESS_FAILED, `${started.name} exited while starting; its log (${started.logFile}) ends with:\n${started.tail()}`);
     });
   }
 
@@ -260,7 +261,7 @@ export class LabFederation {
     const redis = this.start('redis', 'redis', 'redis-server', ['--bind', host.address, '--port', String(LAB_PORTS.redis), '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', this.options.dir, '--loglevel', 'warning']);
     const deadline = Date.now() + 10_000;
     while (!(await ping(host.address, LAB_PORTS.redis))) {
-      if (!redis.running || Date.now() > deadline) throw new Error(`redis-server on ${host.address} did not start; its log ends with:\n${redis.tail()}`);
+      if (!redis.running || Date.now() > deadline) throw new FedgateError(ErrorCodes.PROCESS_FAILED, `redis-server on ${host.address} did not start; its log ends with:\n${redis.tail()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -290,7 +291,7 @@ export class LabFederation {
     const backends = this.fedgate(`backends-${name}`, name, ['demo', 'backends', '--config', handle.file]);
     const deadline = Date.now() + 20_000;
     while (!readFileSync(backends.logFile, 'utf8').includes('backends ready')) {
-      if (!backends.running || Date.now() > deadline) throw new Error(`the sample services of ${name} did not start; their log ends with:\n${backends.tail()}`);
+      if (!backends.running || Date.now() > deadline) throw new FedgateError(ErrorCodes.PROCESS_FAILED, `the sample services of ${name} did not start; their log ends with:\n${backends.tail()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /** One machine of the lab: a network namespace with its own address on the lab's bridge. */
 export interface LabHost {
@@ -138,8 +139,8 @@ export class LabNetwork {
   /** A lab with one host per name; addresses are given in that order from .10 up. */
   static async create(hostNames: readonly string[]): Promise<LabNetwork> {
     const reason = LabNetwork.unavailable();
-    if (reason) throw new Error(`cannot make a network lab: ${reason}`);
-    for (const name of hostNames) if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name) || name === 'bridge') throw new Error(`lab host name "${name}" must be a DNS label other than "bridge"`);
+    if (reason) throw new FedgateError(ErrorCodes.UNAVAILABLE, `cannot make a network lab: ${reason}`);
+    for (const name of hostNames) if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name) || name === 'bridge') throw new FedgateError(ErrorCodes.USAGE, `lab host name "${name}" must be a DNS label other than "bridge"`);
     await LabNetwork.removeLeftovers();
     sequence += 1;
     const id = `${PREFIX}-${process.pid}-${sequence}`;
@@ -162,7 +163,7 @@ export class LabNetwork {
           if (!/File exists/.test(String(error))) throw error;
         }
       }
-      if (!claimed) throw new Error('no free lab subnet in 198.18.0.0/16');
+      if (!claimed) throw new FedgateError(ErrorCodes.LIMIT_EXCEEDED, 'no free lab subnet in 198.18.0.0/16');
     } catch (error) {
       await removeNamespaces([bridge], 0);
       throw error;
@@ -196,7 +197,7 @@ export class LabNetwork {
 
   host(name: string): LabHost {
     const host = this.hosts.get(name);
-    if (!host) throw new Error(`no host ${name} in lab ${this.id}`);
+    if (!host) throw new FedgateError(ErrorCodes.USAGE, `no host ${name} in lab ${this.id}`);
     return host;
   }
 

@@ -9,6 +9,7 @@ import { loadClusterFile, loadFederationFile } from '../config/load.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { PkiDirectory } from '../pki/pki-directory.js';
 import { startExportBackends, type ExportBackend } from './sample-backends.js';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /** The example federation shipped with fedgate (federation-config/ at the package root). */
 export function embeddedFederationConfig(): string {
@@ -16,7 +17,7 @@ export function embeddedFederationConfig(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'federation-config', 'federation.yaml'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error('the example federation-config/ was not found next to the fedgate package');
+    if (parent === dir) throw new FedgateError(ErrorCodes.CONFIG_NOT_FOUND, 'the example federation-config/ was not found next to the fedgate package');
     dir = parent;
   }
   return join(dir, 'federation-config');
@@ -73,10 +74,10 @@ export class LocalProcess {
 export async function waitReady(process: LocalProcess, adminAddress: string, timeoutMs = 30_000): Promise<void> {
   try {
     await waitForReadyz(adminAddress, timeoutMs, process.name, () => {
-      if (!process.running) throw new Error(`${process.name} exited while starting; its log (${process.logFile}) ends with:\n${process.tail()}`);
+      if (!process.running) throw new FedgateError(ErrorCodes.PROCESS_FAILED, `${process.name} exited while starting; its log (${process.logFile}) ends with:\n${process.tail()}`);
     });
   } catch (error) {
-    if (process.running) throw new Error(`${error instanceof Error ? error.message : String(error)}; its log (${process.logFile}) ends with:\n${process.tail()}`);
+    if (process.running) throw new FedgateError(ErrorCodes.PROCESS_FAILED, `${error instanceof Error ? error.message : String(error)}; its log (${process.logFile}) ends with:\n${process.tail()}`);
     throw error;
   }
 }
@@ -125,7 +126,7 @@ export class DemoFederation {
 
   cluster(name: string): ClusterConfig {
     const cluster = this.clusters.find((c) => c.metadata.name === name);
-    if (!cluster) throw new Error(`no cluster ${name} in the demo`);
+    if (!cluster) throw new FedgateError(ErrorCodes.CLUSTER_NOT_FOUND, `no cluster ${name} in the demo`);
     return cluster;
   }
 
@@ -142,7 +143,7 @@ export class DemoFederation {
       const { host, port } = hostPort(address);
       if (!(await portFree(host, port))) busy.push(address);
     }
-    if (busy.length > 0) throw new Error(`in use: ${busy.join(', ')} — is another fedgate demo (or the example federation) running? Stop it first.`);
+    if (busy.length > 0) throw new FedgateError(ErrorCodes.UNAVAILABLE, `in use: ${busy.join(', ')} — is another fedgate demo (or the example federation) running? Stop it first.`);
   }
 
   /** Each cluster gets its own CA (its own trust domain), as independent clusters would. */
@@ -164,7 +165,7 @@ export class DemoFederation {
 
   writeToken(cluster: string, token: string): void {
     const file = this.cluster(cluster).spec.controller?.tokenFile;
-    if (!file) throw new Error(`${cluster} has no spec.controller.tokenFile`);
+    if (!file) throw new FedgateError(ErrorCodes.CONFIG_INVALID, `${cluster} has no spec.controller.tokenFile`);
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, token, { mode: 0o600 });
   }

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, ErrorCodes, FedgateError } from '../core/errors.js';
 import type { DrillInjector } from './drill-runner.js';
 import { PreflightFailure, type PreflightCheck } from './preflight.js';
 import type { PartitionDirection } from './report.js';
@@ -56,12 +56,12 @@ export function partitionInjector(target: PartitionTarget): DrillInjector & { ru
       const script = `add table inet ${PARTITION_TABLE}\ndelete table inet ${PARTITION_TABLE}\n${rules}`;
       const [command, args] = inNetns(target.netns, ['nft', '-f', '-']);
       const result = await run(command, args, script);
-      if (result.code !== 0) throw new Error(`nft in ${target.netns} refused the partition rules: ${result.stderr.trim() || `exit ${result.code}`}`);
+      if (result.code !== 0) throw new FedgateError(ErrorCodes.DRILL_FAILED, `nft in ${target.netns} refused the partition rules: ${result.stderr.trim() || `exit ${result.code}`}`);
     },
     restore: async () => {
       const [command, args] = inNetns(target.netns, ['nft', 'delete', 'table', 'inet', PARTITION_TABLE]);
       const result = await run(command, args);
-      if (result.code !== 0 && !/No such file or directory/.test(result.stderr)) throw new Error(`nft in ${target.netns} could not remove the partition rules: ${result.stderr.trim() || `exit ${result.code}`} (remove them by hand: ip netns exec ${target.netns} nft delete table inet ${PARTITION_TABLE})`);
+      if (result.code !== 0 && !/No such file or directory/.test(result.stderr)) throw new FedgateError(ErrorCodes.DRILL_FAILED, `nft in ${target.netns} could not remove the partition rules: ${result.stderr.trim() || `exit ${result.code}`} (remove them by hand: ip netns exec ${target.netns} nft delete table inet ${PARTITION_TABLE})`);
     },
   };
 }

@@ -2,7 +2,7 @@
  * Proto ⇄ model. Everything arriving from the network is checked here, once, with the field path
  * of every problem; handlers only ever see model objects that passed.
  */
-import { ErrorCodes, InputError, type InputIssue } from '../core/errors.js';
+import { ErrorCodes, InputError, type InputIssue, FedgateError } from '../core/errors.js';
 import { CLUSTER_STATES, PROTOCOLS, type BundleRecord, type ClusterRecord, type ClusterState, type ExportRecord, type PolicyRecord, type Protocol, type ServicePort } from '../model/catalog.js';
 import type { ClustersetServiceView } from '../model/clusterset.js';
 import { trustDomainProblem } from '../model/spiffe-id.js';
@@ -89,7 +89,7 @@ export function clusterFromProto(info: ClusterInfo | undefined, source = 'Cluste
   if (!info) {
     check.fail('', 'required');
     check.done();
-    throw new Error('unreachable');
+    throw new FedgateError(ErrorCodes.INTERNAL, 'unreachable');
   }
   check.label('name', info.name);
   if (!/^[a-z0-9][a-z0-9-]*$/.test(info.region)) check.fail('region', info.region === '' ? 'required' : `"${info.region}" is not a region name`);
@@ -152,7 +152,7 @@ export function policyFromProto(policy: Policy, source = 'Policy'): PolicyRecord
   let document: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(policy.json);
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new FedgateError(ErrorCodes.PROTOCOL_INVALID, 'not an object');
     document = parsed as Record<string, unknown>;
   } catch (error) {
     throw new ProtocolError([{ source, path: 'json', message: `not a JSON object (${(error as Error).message})` }]);

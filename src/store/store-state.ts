@@ -1,4 +1,5 @@
 import type { Change, ResourceType } from '../model/catalog.js';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 
 /**
  * Whether a table outlives the process. A durable store journals the writes of durable tables;
@@ -361,14 +362,14 @@ export class StoreState {
   /** The table a catalog change of `type` writes. */
   tableFor(type: ResourceType): Table<unknown> {
     const table = this.byChangeType.get(type);
-    if (!table) throw new Error(`no table holds ${type} changes`);
+    if (!table) throw new FedgateError(ErrorCodes.INTERNAL, `no table holds ${type} changes`);
     return table;
   }
 
   private apply(record: MutationRecord, tx: number): void {
     for (const write of record.writes) {
       const table = this.tables.get(write[0]);
-      if (!table) throw new Error(`unknown table "${write[0]}"`);
+      if (!table) throw new FedgateError(ErrorCodes.INTERNAL, `unknown table "${write[0]}"`);
       table.apply(write[1], write.length === 3 ? write[2] : undefined, tx);
     }
     if (record.resetLog) this.changeLog.reset();
