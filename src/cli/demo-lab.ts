@@ -9,7 +9,7 @@ import { LabNetwork } from '../demo/lab-network.js';
 import { embeddedFederationConfig } from '../demo/local-federation.js';
 import { connectAdmin, readAdminCredentials, type AdminConnection } from './controller-api.js';
 import { ExitWith } from './cli-error.js';
-import { applyExamplePolicies, waitActive } from './demo.js';
+import { applyExamplePolicies, waitActive } from './demo-steps.js';
 import type { CliIo } from './io.js';
 import { untilSignal } from './signals.js';
 

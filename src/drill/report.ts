@@ -1,24 +1,14 @@
 import { percentile, type Sample } from './load-generator.js';
 import type { PreflightResult } from './preflight.js';
-import { effectiveObjectives, judge, missedObjectives, type DrillVerdict, type EffectiveObjectives } from './verdict.js';
+import { effectiveObjectives, judge, missedObjectives, type DrillMode, type DrillObjectives, type DrillVerdict, type EffectiveObjectives } from './verdict.js';
+
+// The modes and objectives are the verdict's vocabulary; the report hands them on to its readers.
+export { DRILL_MODES, type DrillMode, type DrillObjectives } from './verdict.js';
 
 export const DRILL_REPORT_SCHEMA = 'fedgate.io/drill-report/v1';
 
-export type DrillMode = 'drain' | 'blackhole' | 'kill' | 'partition';
-export const DRILL_MODES: readonly DrillMode[] = ['drain', 'blackhole', 'kill', 'partition'];
-
 /** Partition drills: which packets of the failing cluster are dropped. */
 export type PartitionDirection = 'in' | 'out' | 'both';
-
-/** Objectives as declared on the command line; the report holds the effective ones (`EffectiveObjectives`). */
-export interface DrillObjectives {
-  /** Failed requests allowed over the whole drill. */
-  maxErrors?: number;
-  /** Longest acceptable time from the failure to 100% failed over. */
-  maxFailoverSeconds?: number;
-  /** Longest acceptable time from the restore to the first request served by the restored cluster. */
-  maxFailbackSeconds?: number;
-}
 
 /** How the failure was made, so that a report can be rerun and compared. */
 export interface FailureParameters {

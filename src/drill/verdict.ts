@@ -1,4 +1,16 @@
-import type { DrillMode, DrillObjectives } from './report.js';
+export type DrillMode = 'drain' | 'blackhole' | 'kill' | 'partition';
+export const DRILL_MODES: readonly DrillMode[] = ['drain', 'blackhole', 'kill', 'partition'];
+
+/** Objectives as declared on the command line; the report holds the effective ones (`EffectiveObjectives`). */
+export interface DrillObjectives {
+  /** Failed requests allowed over the whole drill. */
+  maxErrors?: number;
+  /** Longest acceptable time from the failure to 100% failed over. */
+  maxFailoverSeconds?: number;
+  /** Longest acceptable time from the restore to the first request served by the restored cluster. */
+  maxFailbackSeconds?: number;
+}
+
 
 /** The four outcomes of a drill; each has its own exit code of `fedgate drill run`. */
 export type DrillVerdict = 'PASSED' | 'FAILED' | 'INCONCLUSIVE' | 'ABORTED';
