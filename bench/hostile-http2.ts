@@ -16,13 +16,12 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { connect as h2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SERVER_NODE_FLAGS } from '../src/core/node-flags.js';
-import { CLIENT_PREFACE, Flag, frame, FRAME_HEADER_BYTES, FrameType, Setting, settingsFrame } from '../src/http2/frames.js';
-import { HpackEncoder } from '../src/http2/hpack.js';
 import { H2ServerSession, type H2LimitKind, type H2ServerStream } from '../src/http2/index.js';
+import { idle, pingFlood, rapidReset, settingsFlood, slowReader, tcp, type Attack } from './support/h2-attacks.js';
 import { cpuSeconds } from './support/processes.js';
 
 const QUIET_SECONDS = Number(process.env.QUIET_SECONDS ?? 10);
@@ -117,159 +116,13 @@ function serve(port: number): void {
   });
 }
 
-// ---- the attackers ----
-
-function rawFrame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const buf = frame(type, flags, streamId, payload.length);
-  payload.copy(buf, FRAME_HEADER_BYTES);
-  return buf;
-}
-
-function windowUpdate(streamId: number, increment: number): Buffer {
-  const payload = Buffer.alloc(4);
-  payload.writeUInt32BE(increment, 0);
-  return rawFrame(FrameType.WINDOW_UPDATE, 0, streamId, payload);
-}
-
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port, noDelay: true }, () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-/**
- * Writes and waits for room; false once the connection is gone. Always a turn of the event loop
- * at least: a socket whose kernel buffer takes everything would otherwise let one flood loop
- * starve every other attack in the process.
- */
-function send(socket: Socket, data: Buffer): Promise<boolean> {
-  if (socket.destroyed || !socket.writable) return Promise.resolve(false);
-  if (socket.write(data)) return new Promise((resolve) => setImmediate(() => resolve(!socket.destroyed)));
-  return new Promise((resolve) => {
-    const done = (ok: boolean): void => {
-      socket.off('drain', onDrain);
-      socket.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = (): void => done(true);
-    const onClose = (): void => done(false);
-    socket.once('drain', onDrain);
-    socket.once('close', onClose);
-  });
-}
-
-const GET = (path: string): string[] => [':method', 'GET', ':scheme', 'http', ':authority', 'bench.test', ':path', path];
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-type Attack = (port: number, until: number) => Promise<number>;
-
-/** Large windows, a request for a large body, then the socket is never read; reconnects when cut off. */
-const slowReader: Attack = async (port, until) => {
-  let connections = 0;
-  while (Date.now() < until) {
-    const socket = await open(port);
-    connections += 1;
-    socket.on('error', () => undefined);
-    const encoder = new HpackEncoder();
-    socket.pause();
-    socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]]), windowUpdate(0, 2 ** 31 - 1 - 65_535)]));
-    for (let id = 1; id <= 9; id += 2) socket.write(rawFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, encoder.encode(GET('/big'))));
-    // Then small GETs, as many as it is allowed, never reading an answer.
-    let id = 11;
-    const repeat = encoder.encode(GET('/'));
-    while (Date.now() < until && !socket.destroyed) {
-      const batch = Buffer.concat(Array.from({ length: 50 }, () => rawFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, (id += 2), repeat)));
-      if (!(await send(socket, batch))) break;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    socket.destroy();
-  }
-  return connections;
-};
-
-/** SETTINGS frames of 2,730 INITIAL_WINDOW_SIZE entries, then floods of 32-entry ones. */
-const settingsFlood: Attack = async (port, until) => {
-  const huge = settingsFrame(Array.from({ length: 2730 }, (_, i) => [Setting.INITIAL_WINDOW_SIZE, i & 1] as const));
-  const small = Buffer.concat(Array.from({ length: 200 }, () => settingsFrame(Array.from({ length: 32 }, () => [Setting.INITIAL_WINDOW_SIZE, 0] as const))));
-  let connections = 0;
-  while (Date.now() < until) {
-    const socket = await open(port);
-    connections += 1;
-    socket.on('error', () => undefined);
-    socket.resume();
-    const encoder = new HpackEncoder();
-    socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0]])]));
-    for (let id = 1; id < 400; id += 2) socket.write(rawFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, encoder.encode(GET('/'))));
-    await send(socket, connections % 2 === 0 ? huge : small);
-    while (Date.now() < until && !socket.destroyed) if (!(await send(socket, small))) break;
-    socket.destroy();
-    await turn();
-  }
-  return connections;
-};
-
-/** HEADERS then RST_STREAM, as fast as the socket takes them (CVE-2023-44487). */
-const rapidReset: Attack = async (port, until) => {
-  let connections = 0;
-  while (Date.now() < until) {
-    const socket = await open(port);
-    connections += 1;
-    socket.on('error', () => undefined);
-    socket.resume();
-    const encoder = new HpackEncoder();
-    socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([])]));
-    const rst = Buffer.alloc(4);
-    rst.writeUInt32BE(8, 0);
-    let id = 1;
-    while (Date.now() < until && !socket.destroyed) {
-      const frames: Buffer[] = [];
-      for (let i = 0; i < 100; i++, id += 2) frames.push(rawFrame(FrameType.HEADERS, Flag.END_HEADERS, id, encoder.encode(GET('/reset'))), rawFrame(FrameType.RST_STREAM, 0, id, rst));
-      if (!(await send(socket, Buffer.concat(frames)))) break;
-    }
-    socket.destroy();
-    await turn();
-  }
-  return connections;
-};
-
-/** PINGs, never reading the answers. */
-const pingFlood: Attack = async (port, until) => {
-  const pings = Buffer.concat(Array.from({ length: 1000 }, () => rawFrame(FrameType.PING, 0, 0, Buffer.alloc(8, 7))));
-  let connections = 0;
-  while (Date.now() < until) {
-    const socket = await open(port);
-    connections += 1;
-    socket.on('error', () => undefined);
-    socket.pause();
-    socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([])]));
-    while (Date.now() < until && !socket.destroyed) if (!(await send(socket, pings))) break;
-    socket.destroy();
-    await turn();
-  }
-  return connections;
-};
-
-/** Connections that send the preface and nothing else. */
-const idle: Attack = async (port, until) => {
-  const sockets: Socket[] = [];
-  for (let i = 0; i < 500 && Date.now() < until; i++) {
-    const socket = await open(port);
-    socket.on('error', () => undefined);
-    socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([])]));
-    sockets.push(socket);
-  }
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now())));
-  for (const socket of sockets) socket.destroy();
-  return sockets.length;
-};
-
 async function attack(port: number, seconds: number): Promise<void> {
   const until = Date.now() + seconds * 1000;
   const all: Record<string, Attack> = { slowReader, settingsFlood, rapidReset, pingFlood, idle };
+  const connect = tcp(port);
   const chosen = (process.env.ATTACKS ?? Object.keys(all).join(',')).split(',');
   const attacks = Object.entries(all).filter(([name]) => chosen.includes(name));
-  const results = await Promise.all(attacks.flatMap(([name, run]) => [1, 2].map(async () => [name, await run(port, until).catch(() => 0)] as const)));
+  const results = await Promise.all(attacks.flatMap(([name, run]) => [1, 2].map(async () => [name, await run(connect, until).catch(() => 0)] as const)));
   const connections: Record<string, number> = {};
   for (const [name, count] of results) connections[name] = (connections[name] ?? 0) + count;
   if (process.send) process.send({ connections });
