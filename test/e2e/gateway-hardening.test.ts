@@ -3,14 +3,21 @@
  * client library that would normalize a path, drop a header or pool a connection for us):
  * - 4: an AuthorizationPolicy on `/admin/*` holds for every other spelling of that path, an
  *   encoded slash is refused, and the backend receives the normalized path;
- * - 5: idle connections beyond the listener's cap are evicted (and counted) instead of taking the
- *   process's descriptors, so a legitimate request still gets through;
+ * - 5: idle connections beyond a listener's cap, or beyond one peer cluster's cap, are evicted
+ *   and counted instead of taking the process's descriptors, so legitimate requests get through;
  * - 7: a request with two Host headers is a 400 and reaches no backend.
  */
 import { jest } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
-import { connect as h2connect } from 'node:http2';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { SpiffeId } from '../../src/model/spiffe-id.js';
+import { PeerVerifier } from '../../src/pki/peer-verifier.js';
+import { PkiDirectory } from '../../src/pki/pki-directory.js';
+import { issueSvid } from '../../src/pki/svid.js';
+import { clientConnectionOptions } from '../../src/pki/tls-options.js';
+import { TrustStore } from '../../src/pki/trust-store.js';
 import { eventually } from '../support/control-plane.js';
 import { LocalFederation } from '../support/federation.js';
 import { http1 } from '../support/http-client.js';
@@ -23,6 +30,8 @@ const PAYMENTS = 'payments.default.svc.clusterset.local:8080';
 const DENY_POLICY = 'AuthorizationPolicy/default/payments-deny-admin';
 /** spec.gateway.limits.maxConnections of both gateways: the smallest the schema accepts. */
 const MAX_CONNECTIONS = 16;
+/** spec.gateway.limits.maxConnectionsPerPeer of both gateways. */
+const MAX_PER_PEER = 4;
 
 let federation: LocalFederation;
 let backend: Server;
@@ -38,7 +47,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => backend.listen(port, '127.0.0.1', resolve));
   // Handshakes get far longer than the test runs, so the only thing that closes an anonymous
   // connection to the inbound listener is the connection cap.
-  const limits = { maxConnections: MAX_CONNECTIONS, handshakeTimeout: '120s' };
+  const limits = { maxConnections: MAX_CONNECTIONS, maxConnectionsPerPeer: MAX_PER_PEER, handshakeTimeout: '120s' };
   federation = await LocalFederation.create(
     [
       { name: 'east', region: 'us-east-1', zone: 'a', limits },
@@ -235,6 +244,46 @@ describe('gateway hardening against the attacks of issue 28', () => {
       // Every anonymous connection the gateway closed was an eviction, counted as such.
       await eventually(async () => (await limitRefusals('west', 'inbound', 'idle-evicted')) - inboundBefore === held.filter((h) => h.closed).length, 'inbound evictions counted');
       expect(held.filter((h) => !h.closed).length).toBeLessThanOrEqual(MAX_CONNECTIONS);
+      for (const h of held) h.socket.destroy();
+      held.length = 0;
+
+      // maxConnectionsPerPeer: whoever holds east's gateway key opens more connections than east
+      // may hold on west's inbound listener. East's idlest connections make room (GOAWAY NO_ERROR),
+      // and east's own gateway still gets its requests through.
+      const trust = new TrustStore(['east', 'west'].map((name) => new PkiDirectory(join(federation.dir, 'pki', name)).bundle()));
+      const svid = issueSvid(new PkiDirectory(join(federation.dir, 'pki', 'east')).ca(), SpiffeId.gateway('east.test.internal', 'east'), { ttlMs: 600_000 });
+      const perPeerBefore = await limitRefusals('west', 'inbound', 'per-peer-idle-evicted');
+      const sessions: Array<{ session: ClientHttp2Session; closed: boolean; goaway?: number }> = [];
+      try {
+        const opened = MAX_PER_PEER + 3;
+        for (let i = 0; i < opened; i++) {
+          const session = h2connect(`https://127.0.0.1:${inbound}`, { ...clientConnectionOptions(svid, trust, new PeerVerifier(trust)), servername: 'fedgate' });
+          const entry: { session: ClientHttp2Session; closed: boolean; goaway?: number } = { session, closed: false };
+          session.on('error', () => undefined);
+          session.once('goaway', (code: number) => {
+            entry.goaway = code;
+          });
+          session.once('close', () => {
+            entry.closed = true;
+          });
+          sessions.push(entry);
+          // The gateway's SETTINGS arrive once it verified the peer and admitted the connection.
+          await new Promise<void>((resolve, reject) => {
+            session.once('remoteSettings', () => resolve());
+            session.once('close', () => reject(new Error('the gateway closed a verified connection before its SETTINGS')));
+          });
+        }
+        await eventually(() => sessions.filter((s) => s.closed).length >= opened - MAX_PER_PEER, `at least ${opened - MAX_PER_PEER} of east's idle connections evicted`);
+        const evicted = sessions.filter((s) => s.closed);
+        expect(evicted.map((s) => s.goaway)).toEqual(evicted.map(() => 0));
+        // At most MAX_PER_PEER of them are left (fewer when east's own pool connection was busier).
+        expect(sessions.filter((s) => !s.closed).length).toBeLessThanOrEqual(MAX_PER_PEER);
+        const fromEast = await http1(federation.outbound('east'), PAYMENTS, { path: '/finding-5-per-peer' });
+        expect(fromEast.status).toBe(200);
+        expect((await limitRefusals('west', 'inbound', 'per-peer-idle-evicted')) - perPeerBefore).toBeGreaterThanOrEqual(evicted.length);
+      } finally {
+        for (const s of sessions) s.session.destroy();
+      }
     } finally {
       for (const h of held) h.socket.destroy();
     }
