@@ -40,6 +40,14 @@ export const ErrorCodes = {
   SNAPSHOT_REQUIRED: 'FEDGATE_ERR_SNAPSHOT_REQUIRED',
   LOCK_LOST: 'FEDGATE_ERR_LOCK_LOST',
   PROTOCOL_INVALID: 'FEDGATE_ERR_PROTOCOL_INVALID',
+  /**
+   * An HTTP/2 connection ended with a connection error (RFC 9113 §5.4.1: GOAWAY), detected here
+   * or sent by the peer, a limit's refusal included. Carried by `Http2Error` of src/http2, which
+   * spells the same string itself because that folder imports nothing of ours.
+   */
+  HTTP2_CONNECTION: 'FEDGATE_ERR_HTTP2_CONNECTION',
+  /** One HTTP/2 stream ended with a stream error (RFC 9113 §5.4.2: RST_STREAM); `Http2Error` as above. */
+  HTTP2_STREAM: 'FEDGATE_ERR_HTTP2_STREAM',
   POLICY_INVALID: 'FEDGATE_ERR_POLICY_INVALID',
   DISCOVERY_FAILED: 'FEDGATE_ERR_DISCOVERY_FAILED',
   DRILL_FAILED: 'FEDGATE_ERR_DRILL_FAILED',

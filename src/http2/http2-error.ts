@@ -3,8 +3,9 @@ import type { H2LimitKind } from './limits.js';
 
 /**
  * Which stable code an HTTP/2 error carries: a connection error ended the whole connection
- * (GOAWAY), a stream error one stream (RST_STREAM). The strings follow the `FEDGATE_ERR_…`
- * catalogue of src/core/errors.ts, which this folder does not import (it imports nothing of ours).
+ * (GOAWAY), a stream error one stream (RST_STREAM). These are `ErrorCodes.HTTP2_CONNECTION` and
+ * `ErrorCodes.HTTP2_STREAM` of the catalogue in src/core/errors.ts, spelled out here because this
+ * folder imports nothing of ours (the layering rule); codes are never renamed, so the two stay equal.
  */
 export const Http2ErrorCodes = {
   CONNECTION: 'FEDGATE_ERR_HTTP2_CONNECTION',
