@@ -109,29 +109,34 @@ export const clusterShape = object({
         /** Connections the gateways of one peer cluster hold on the inbound listener. */
         maxConnectionsPerPeer: optional(int({ min: 1, max: 100_000 }), 64),
         /** Limits of every HTTP/2 connection (docs/security.md has the table). */
-        http2: section({
-          /** Bytes queued for a peer that does not read, from which the connection stops producing. */
-          writeQueueBytes: optional(int({ min: 16 * 1024 }), 1024 * 1024),
-          /** Bytes queued past which the connection is ended at once (GOAWAY ENHANCE_YOUR_CALM). */
-          writeQueueHardLimitBytes: optional(int({ min: 16 * 1024 }), 4 * 1024 * 1024),
-          /** How long the write queue may stay full before the connection is ended. */
-          writeStallTimeout: optional(duration({ min: 100 }), 30_000),
-          /** Outgoing bytes one stream may buffer before it is reset. */
-          streamBufferBytes: optional(int({ min: 16 * 1024 }), 1024 * 1024),
-          /** A stream with data and no flow-control window for this long is reset. */
-          zeroWindowTimeout: optional(duration({ min: 100 }), 30_000),
-          /** Entries one SETTINGS frame may carry. */
-          maxSettingsEntries: optional(int({ min: 6, max: 1000 }), 32),
-          /** SETTINGS frames accepted in a burst, then per second. */
-          settingsBurst: optional(int({ min: 1 }), 20),
-          settingsRatePerSecond: optional(num({ min: 0.1 }), 5),
-          /** PING frames accepted in a burst while no data flows, then per second. */
-          pingBurst: optional(int({ min: 1 }), 100),
-          pingRatePerSecond: optional(num({ min: 0.1 }), 10),
-          /** Streams a client may reset before they are answered (rapid reset), in a burst, then per second. */
-          resetBurst: optional(int({ min: 1 }), 1000),
-          resetRatePerSecond: optional(num({ min: 0.1 }), 200),
-        }),
+        http2: refine(
+          section({
+            /** Bytes queued for a peer that does not read, from which the connection stops producing. */
+            writeQueueBytes: optional(int({ min: 16 * 1024 }), 1024 * 1024),
+            /** Bytes queued past which the connection is ended at once (GOAWAY ENHANCE_YOUR_CALM). */
+            writeQueueHardLimitBytes: optional(int({ min: 16 * 1024 }), 4 * 1024 * 1024),
+            /** How long the write queue may stay full before the connection is ended. */
+            writeStallTimeout: optional(duration({ min: 100 }), 30_000),
+            /** Outgoing bytes one stream may buffer before it is reset. */
+            streamBufferBytes: optional(int({ min: 16 * 1024 }), 1024 * 1024),
+            /** A stream with data and no flow-control window for this long is reset. */
+            zeroWindowTimeout: optional(duration({ min: 100 }), 30_000),
+            /** Entries one SETTINGS frame may carry. */
+            maxSettingsEntries: optional(int({ min: 6, max: 1000 }), 32),
+            /** SETTINGS frames accepted in a burst, then per second. */
+            settingsBurst: optional(int({ min: 1 }), 20),
+            settingsRatePerSecond: optional(num({ min: 0.1 }), 5),
+            /** PING frames accepted in a burst while no data flows, then per second. */
+            pingBurst: optional(int({ min: 1 }), 100),
+            pingRatePerSecond: optional(num({ min: 0.1 }), 10),
+            /** Streams a client may reset before they are answered (rapid reset), in a burst, then per second. */
+            resetBurst: optional(int({ min: 1 }), 1000),
+            resetRatePerSecond: optional(num({ min: 0.1 }), 200),
+          }),
+          // Checked here, not first by the HTTP/2 stack: there it threw on the first connection
+          // and took the gateway down.
+          (h2) => (h2.writeQueueHardLimitBytes < h2.writeQueueBytes ? `writeQueueHardLimitBytes (${h2.writeQueueHardLimitBytes}) must be at least writeQueueBytes (${h2.writeQueueBytes})` : undefined),
+        ),
       }),
       /** What this cluster's gateway accepts from the federation's policy set. */
       policies: section({

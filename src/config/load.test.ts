@@ -103,6 +103,12 @@ describe('cluster files: every error with file, line and field path', () => {
     ['YAML syntax error', 'apiVersion: fedgate.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: [us-east\n', ['clusters/us-east.yaml:4: YAML: "[" opened here is never closed with "]"']],
     ['duplicate key', GOOD_CLUSTER.replace('  zone: us-east-1a', '  zone: us-east-1a\n  zone: us-east-1b'), ['clusters/us-east.yaml:8: YAML: Map keys must be unique']],
     ['empty file', '', ['clusters/us-east.yaml:1: file is empty']],
+    [
+      // Accepted once, it crashed the gateway at its first HTTP/2 connection.
+      'HTTP/2 write queue above its hard limit',
+      GOOD_CLUSTER.replace('  exports:', '  gateway:\n    limits:\n      http2:\n        writeQueueBytes: 8388608\n  exports:'),
+      ['clusters/us-east.yaml:11: spec.gateway.limits.http2: writeQueueHardLimitBytes (4194304) must be at least writeQueueBytes (8388608)'],
+    ],
   ])('%s', (_name, text, expected) => {
     expect(clusterErrors(text)).toEqual(expected);
   });
