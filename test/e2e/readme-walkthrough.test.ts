@@ -19,8 +19,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { eventually } from '../support/control-plane.js';
+import { lockExampleAddresses } from '../support/example-addresses.js';
 
-jest.setTimeout(180_000);
+// Up to two minutes waiting for a `fedgate demo` test to free the example's addresses, then the walkthrough.
+jest.setTimeout(240_000);
 
 const ROOT = process.cwd();
 const HEADING = '## Walkthrough: link clusters, export, apply a policy, run a drill';
@@ -206,11 +208,13 @@ function converged(text: string, policyRevision: number): boolean {
 describe('the README walkthrough', () => {
   let work: string;
   let shell: Shell | undefined;
+  let release: (() => void) | undefined;
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'fedgate-walkthrough-'));
   });
   afterAll(async () => {
     await shell?.close();
+    release?.();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -226,15 +230,16 @@ describe('the README walkthrough', () => {
     cpSync(join(ROOT, 'federation-config'), join(checkout, 'federation-config'), { recursive: true });
     symlinkSync(join(ROOT, 'dist'), join(checkout, 'dist'));
     symlinkSync(join(ROOT, 'node_modules'), join(checkout, 'node_modules'));
-    // `fedgate demo` (test/e2e/demo.test.ts) binds the same addresses: one that is ending is waited
-    // for, one that stays is named.
+    // `fedgate demo` binds the same addresses: a test running it holds the lock; a demo started by
+    // hand (`--keep`) is named.
+    release = await lockExampleAddresses();
     const addresses = exampleAddresses(join(checkout, 'federation-config'));
     const busy = async (): Promise<string[]> => {
       const taken: string[] = [];
       for (const address of addresses) if (!(await bindable(address))) taken.push(address);
       return taken;
     };
-    await eventually(async () => (await busy()).length === 0, 'the example federation\'s addresses to be free', 60_000).catch(async () => {
+    await eventually(async () => (await busy()).length === 0, 'the example federation\'s addresses to be free', 10_000).catch(async () => {
       throw new Error(`the example federation's addresses are in use: ${(await busy()).join(', ')} — a fedgate demo or another walkthrough is running on this machine; stop it and run again`);
     });
 
