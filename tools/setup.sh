@@ -2,7 +2,7 @@
 # Prepares a fresh Debian machine for fedgate: the Debian packages the tests start (redis-server,
 # docker-compose for validating docker-compose.yml, prometheus for promtool and a Prometheus that
 # evaluates the alert rules, zsh for running the zsh completion script, iproute2 and nftables for
-# the network-namespace lab of partition drills), then the pinned npm packages and a build.
+# the network-namespace lab of partition drills, curl for the README walkthrough), then the pinned npm packages and a build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 # `ip netns` and veth pairs build the lab; nft drops a partitioned cluster's packets inside its namespace.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+# The README walkthrough waits for readiness and calls the sample service with curl.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo=""

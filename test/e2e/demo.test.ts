@@ -9,16 +9,23 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { lockExampleAddresses } from '../support/example-addresses.js';
 import { runFedgate } from '../support/processes.js';
 
 jest.setTimeout(120_000);
 
 describe('fedgate demo', () => {
   let dir: string;
-  beforeAll(() => {
+  // The demo binds the example federation's fixed addresses, as the README walkthrough test does.
+  let releaseAddresses: (() => void) | undefined;
+  beforeAll(async () => {
+    releaseAddresses = await lockExampleAddresses();
     dir = mkdtempSync(join(tmpdir(), 'fedgate-demo-test-'));
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    releaseAddresses?.();
+  });
 
   it('starts a local federation, runs a drain and a kill drill, reports them and exits 0', async () => {
     const started = Date.now();
