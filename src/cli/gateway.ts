@@ -162,6 +162,13 @@ export function registerJoinCommand(program: Command, io: CliIo): void {
         if (error instanceof FedgateError && error.code === ErrorCodes.TOKEN_USED) {
           throw new FedgateError(error.code, `${error.message}: create a new one with "fedgate token create --cluster ${cluster.metadata.name}"`);
         }
+        if (error instanceof FedgateError && error.code === ErrorCodes.UNAVAILABLE) {
+          const message = error.message.replace(/\.? ?Resolution note:.*$/s, '').replace(/No connection established\. Last error: (Error: )?/, '');
+          const hint = message.startsWith('cannot fetch the controller CA')
+            ? 'start the controller, or, when its admin port (from the join token) is not reachable from here, give --controller-ca with its CA certificate (<controller pkiDir>/ca.crt)'
+            : "start the controller, and check that its join port (spec.controller.joinListen, or advertiseJoin) is reachable from here";
+          throw new FedgateError(ErrorCodes.CONTROLLER_UNREACHABLE, `${message}: ${hint}`);
+        }
         throw error;
       });
       writeMembership(cluster.stateDir, membership);

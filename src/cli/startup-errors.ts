@@ -6,7 +6,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { ErrorCodes, errorMessage, FedgateError } from '../core/errors.js';
 
 export interface ConfiguredListener {
@@ -79,8 +79,17 @@ export async function explainStartFailure(error: unknown, file: string, listener
   if (path && errno.code) {
     const dir = dirs.find((d) => path === resolve(d.dir) || path.startsWith(`${resolve(d.dir)}/`));
     if (dir) {
-      const what = errno.code === 'EACCES' || errno.code === 'EPERM' || errno.code === 'EROFS' ? 'permission denied' : errno.code === 'ENOSPC' ? 'no space left' : errno.code === 'ENOTDIR' || errno.code === 'EEXIST' ? 'a file is in the way of a directory' : errno.code;
-      return new FedgateError(dir.code, `${dir.dir} (${dir.field} in ${file}) is not usable: ${what} (${errno.code} on ${path}); make it a writable directory or set ${dir.field} to one`);
+      const what: Record<string, string> = {
+        EACCES: 'permission denied',
+        EPERM: 'permission denied',
+        EROFS: 'read-only file system',
+        ENOSPC: 'no space left on the device',
+        ENOTDIR: 'a file is in the way of a directory',
+        EEXIST: 'a file is in the way of a directory',
+      };
+      // A temporary file's random name says nothing; its directory does.
+      const where = /^\..*\.tmp$/.test(basename(path)) ? dirname(path) : path;
+      return new FedgateError(dir.code, `${dir.dir} (${dir.field} in ${file}) is not usable: ${what[errno.code] ?? errno.code} (${errno.code} on ${where}); make it a writable directory or set ${dir.field} to one`);
     }
   }
   return error;

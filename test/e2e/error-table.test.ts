@@ -4,7 +4,8 @@
  * port) and real start-ups that cannot listen or write. Each row gives the exact line fedgate
  * prints and the exit code; no row may print a stack trace.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -354,6 +355,52 @@ const rows: Row[] = [
     exitCode: 1,
   },
   {
+    name: 'gateway whose state dir is read-only (a read-only bind mount as root, chmod otherwise)',
+    setup: async () => {
+      let stateDir = '';
+      const file = await staticCluster(
+        'reader',
+        (text) => text,
+        (dir) => {
+          stateDir = join(dir, 'state', 'reader');
+          mkdirSync(stateDir, { recursive: true });
+          if (process.getuid?.() === 0) {
+            execFileSync('mount', ['--bind', '-o', 'ro', stateDir, stateDir]);
+            cleanups.unshift(() => execFileSync('umount', [stateDir]));
+          } else {
+            chmodSync(stateDir, 0o555);
+          }
+        },
+      );
+      const [code, what] = process.getuid?.() === 0 ? ['EROFS', 'read-only file system'] : ['EACCES', 'permission denied'];
+      return {
+        args: ['gateway', '--config', file],
+        expected: `fedgate: ${stateDir} (spec.gateway.stateDir in ${file}) is not usable: ${what} (${code} on ${stateDir}); make it a writable directory or set spec.gateway.stateDir to one (FEDGATE_ERR_STATE_DIR_UNUSABLE)`,
+      };
+    },
+    exitCode: 1,
+  },
+  {
+    name: 'gateway whose pki dir is a file',
+    setup: async () => {
+      let pkiDir = '';
+      const file = await staticCluster(
+        'keyless',
+        (text) => text,
+        (dir) => {
+          pkiDir = join(dir, 'pki', 'keyless');
+          rmSync(pkiDir, { recursive: true });
+          writeFileSync(pkiDir, 'not a directory\n');
+        },
+      );
+      return {
+        args: ['gateway', '--config', file],
+        expected: `fedgate: cluster keyless has no CA in ${pkiDir}; create it with "fedgate ca init --trust-domain keyless.test.internal --out ${pkiDir}", or set spec.gateway.certificateSource: signer to get certificates from "fedgate ca serve" (FEDGATE_ERR_CA_NOT_FOUND)`,
+      };
+    },
+    exitCode: 1,
+  },
+  {
     name: 'gateway with a missing config file',
     setup: async () => {
       const file = join(scratch, 'clusters', 'nowhere.yaml');
@@ -391,6 +438,7 @@ beforeAll(async () => {
     [
       { name: 'east', region: 'r1', zone: 'z1' },
       { name: 'south', region: 'r2', zone: 'z2' },
+      { name: 'far', region: 'r3', zone: 'z3' },
     ],
     { controller: {} },
   );
@@ -451,5 +499,16 @@ test('join with an expired token, then with a token already used', async () => {
   expect({ code: again.code, stderr: again.stderr.trim() }).toEqual({
     code: 1,
     stderr: `fedgate: join refused: join token was already used at ${usedAt}; tokens are single-use: create a new one with "fedgate token create --cluster south" (FEDGATE_ERR_TOKEN_USED)`,
+  });
+}, 30_000);
+
+test('join while the controller is down (last: it stops the controller)', async () => {
+  const { token } = await federation.admin().call.createToken({ cluster: 'far', ttlMs: 600_000 });
+  await federation.controller?.process?.stop();
+  const admin = `127.0.0.1:${federation.controller?.ports.admin}`;
+  const result = await runFedgate(['join', '--config', federation.cluster('far').file, '--token', token]);
+  expect({ code: result.code, stderr: result.stderr.trim() }).toEqual({
+    code: 1,
+    stderr: `fedgate: cannot fetch the controller CA from ${admin}: connect ECONNREFUSED ${admin}: start the controller, or, when its admin port (from the join token) is not reachable from here, give --controller-ca with its CA certificate (<controller pkiDir>/ca.crt) (FEDGATE_ERR_CONTROLLER_UNREACHABLE)`,
   });
 }, 30_000);
