@@ -10,7 +10,7 @@ import { RedisStore } from '../store/redis/redis-store.js';
 import type { Store } from '../store/store.js';
 import { ErrorCodes } from '../core/errors.js';
 import type { CliIo } from './io.js';
-import { checkConfigFile, explainStartFailure } from './startup-errors.js';
+import { checkConfigFile, explainStartFailure, listenProblem } from './startup-errors.js';
 import { installProcessGuards } from './process-guards.js';
 import { untilSignal } from './signals.js';
 
@@ -59,6 +59,8 @@ export function registerControllerCommand(program: Command, io: CliIo): void {
         { field: 'spec.controller.admin', address: spec.admin },
       ];
       const dirs = [{ field: 'spec.controller.pkiDir', dir: federation.controllerPkiDir, code: ErrorCodes.PKI_DIR_UNUSABLE }];
+      const busy = await listenProblem(federation.file, listeners);
+      if (busy) throw busy;
       const store = await createStore(federation, log);
       let controller: Controller | undefined;
       try {

@@ -19,7 +19,7 @@ import { installProcessGuards } from './process-guards.js';
 import { UsageError } from './cli-error.js';
 import { outputOption, printResult } from './output.js';
 import { untilSignal } from './signals.js';
-import { checkConfigFile, explainStartFailure } from './startup-errors.js';
+import { checkConfigFile, explainStartFailure, listenProblem } from './startup-errors.js';
 
 export function gatewayPidFile(stateDir: string): string {
   return join(stateDir, 'gateway.pid');
@@ -65,6 +65,8 @@ export function registerGatewayCommand(program: Command, io: CliIo): void {
         { field: 'spec.gateway.stateDir', dir: cluster.stateDir, code: ErrorCodes.STATE_DIR_UNUSABLE },
         { field: 'spec.pkiDir', dir: cluster.pkiDir, code: ErrorCodes.PKI_DIR_UNUSABLE },
       ];
+      const busy = await listenProblem(file, listeners);
+      if (busy) throw busy;
       try {
         mkdirSync(cluster.stateDir, { recursive: true });
         writeFileAtomicSync(pidFile, `${process.pid}\n`);

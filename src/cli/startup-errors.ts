@@ -43,6 +43,32 @@ export function checkConfigFile(file: string, flag: string, example: string): vo
   }
 }
 
+/**
+ * The first configured address this process cannot bind, as the error to report. Checked before a
+ * start too: grpc-js logs its own bind failure before reporting it, and a start that is never
+ * attempted leaves nothing half-open.
+ */
+export async function listenProblem(file: string, listeners: readonly ConfiguredListener[]): Promise<FedgateError | undefined> {
+  for (const listener of listeners) {
+    const problem = await bindable(listener.address);
+    if (problem === undefined) continue;
+    if (problem === 'EADDRINUSE') {
+      return new FedgateError(
+        ErrorCodes.ADDRESS_IN_USE,
+        `cannot listen on ${listener.address} (${listener.field} in ${file}): the address is already in use by another process; stop it, or set ${listener.field} to a free port`,
+      );
+    }
+    if (problem === 'EACCES') {
+      return new FedgateError(
+        ErrorCodes.ADDRESS_NOT_PERMITTED,
+        `cannot listen on ${listener.address} (${listener.field} in ${file}): permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); set ${listener.field} to a port above 1023`,
+      );
+    }
+    return new FedgateError(ErrorCodes.ADDRESS_NOT_PERMITTED, `cannot listen on ${listener.address} (${listener.field} in ${file}): ${problem}; set ${listener.field} to an address of this host`);
+  }
+  return undefined;
+}
+
 const LISTEN_CODES = /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/;
 
 /**
@@ -57,23 +83,8 @@ export async function explainStartFailure(error: unknown, file: string, listener
   const text = `${errno.code ?? ''} ${errorMessage(error)}`;
   const listen = LISTEN_CODES.exec(text)?.[1];
   if (listen) {
-    for (const listener of listeners) {
-      const problem = await bindable(listener.address);
-      if (problem === undefined) continue;
-      if (problem === 'EADDRINUSE') {
-        return new FedgateError(
-          ErrorCodes.ADDRESS_IN_USE,
-          `cannot listen on ${listener.address} (${listener.field} in ${file}): the address is already in use by another process; stop it, or set ${listener.field} to a free port`,
-        );
-      }
-      if (problem === 'EACCES') {
-        return new FedgateError(
-          ErrorCodes.ADDRESS_NOT_PERMITTED,
-          `cannot listen on ${listener.address} (${listener.field} in ${file}): permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); set ${listener.field} to a port above 1023`,
-        );
-      }
-      return new FedgateError(ErrorCodes.ADDRESS_NOT_PERMITTED, `cannot listen on ${listener.address} (${listener.field} in ${file}): ${problem}; set ${listener.field} to an address of this host`);
-    }
+    const problem = await listenProblem(file, listeners);
+    if (problem) return problem;
   }
   const path = typeof errno.path === 'string' ? resolve(errno.path) : undefined;
   if (path && errno.code) {

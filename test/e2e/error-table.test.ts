@@ -474,6 +474,11 @@ test(`the error table: ${rows.length} rows, each one line with what happened, wh
           ...(result.code === row.exitCode ? [] : [`exit code ${result.code}, expected ${row.exitCode}`]),
           ...(lines.length === 1 && lines[0] === expected ? [] : [`printed ${JSON.stringify(lines)}\n    expected ${JSON.stringify(expected)}`]),
           ...(/^\s+at /m.test(result.stderr) ? ['printed a stack trace'] : []),
+          // Besides that line only the process's JSON log lines (warnings and errors) may appear.
+          ...result.stderr
+            .split('\n')
+            .filter((line) => line.trim() !== '' && !line.startsWith('fedgate: ') && !line.startsWith('{'))
+            .map((line) => `printed a stray line: ${line}`),
         ];
         if (problems.length > 0) failures.push(`${row.name}:\n  ${problems.join('\n  ')}\n  stderr: ${result.stderr.trim()}`);
       }),
