@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadFederationFile } from '../config/load.js';
-import { connectAdmin, readAdminCredentials, type AdminConnection } from './controller-api.js';
+import { grpc } from '../proto/grpc-transport.js';
+import { checkCredentials, diagnoseController, notTheAdminApi } from './connection-diagnosis.js';
+import { ControllerCallError, connectAdmin, expectedControllerId, readAdminCredentials, type AdminApi, type AdminConnection } from './controller-api.js';
 import { UsageError } from './cli-error.js';
 
 export interface AdminTargetOptions {
@@ -34,7 +36,34 @@ export function openAdmin(options: AdminTargetOptions): AdminConnection {
     address ??= listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
     credentials ??= join(federation.controllerPkiDir, 'admin');
   }
-  return connectAdmin(address, readAdminCredentials(credentials));
+  const files = readAdminCredentials(credentials);
+  const probeCredentials = { ...files, dir: credentials };
+  const local = checkCredentials(probeCredentials);
+  if (local) throw local;
+  const connection = connectAdmin(address, files);
+  const target = address;
+  const expected = expectedControllerId(files);
+  // Transport failures say what is really at the address (see connection-diagnosis.ts); answers
+  // from the controller itself pass through unchanged.
+  const explain = async (error: unknown): Promise<unknown> => {
+    if (!(error instanceof ControllerCallError)) return error;
+    if (error.grpcCode === grpc.status.UNIMPLEMENTED) return notTheAdminApi(target);
+    if (error.grpcCode !== grpc.status.UNAVAILABLE && error.grpcCode !== grpc.status.DEADLINE_EXCEEDED) return error;
+    return (await diagnoseController(target, probeCredentials, expected)) ?? error;
+  };
+  const call = Object.fromEntries(
+    Object.entries(connection.call).map(([name, method]) => [
+      name,
+      async (request: unknown) => {
+        try {
+          return await (method as (request: unknown) => Promise<unknown>)(request);
+        } catch (error) {
+          throw await explain(error);
+        }
+      },
+    ]),
+  ) as unknown as AdminApi;
+  return { call, close: () => connection.close() };
 }
 
 export async function withAdmin<T>(options: AdminTargetOptions, run: (admin: AdminConnection) => Promise<T>): Promise<T> {

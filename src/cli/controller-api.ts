@@ -1,8 +1,8 @@
 import { fromGrpcError } from '../proto/grpc-errors.js';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { FedgateError } from '../core/errors.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { ErrorCodes, FedgateError } from '../core/errors.js';
 import { SpiffeId } from '../model/spiffe-id.js';
 import {
   AdminClient,
@@ -26,7 +26,6 @@ import { PeerVerifier } from '../pki/peer-verifier.js';
 import { checkServer } from '../pki/tls-options.js';
 import { TrustBundle } from '../pki/trust-bundle.js';
 import { TrustStore } from '../pki/trust-store.js';
-import { UsageError } from './cli-error.js';
 
 /** Admin credentials on disk (tls.crt, tls.key, ca.crt), as the controller writes them to `<pkiDir>/admin`. */
 export interface AdminCredentials {
@@ -37,9 +36,15 @@ export interface AdminCredentials {
 
 export function readAdminCredentials(dir: string): AdminCredentials {
   const files = ['tls.crt', 'tls.key', 'ca.crt'].map((name) => join(dir, name));
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new FedgateError(ErrorCodes.CREDENTIALS_MISSING, `the admin credentials ${dir} are a file, not a directory of tls.crt, tls.key and ca.crt: point --credentials at <controller pkiDir>/admin`);
+  }
   const missing = files.filter((file) => !existsSync(file));
   if (missing.length > 0) {
-    throw new UsageError(`no admin credentials in ${dir} (missing ${missing.join(', ')}); the controller writes them to <pkiDir>/admin on first start, or point --credentials at a directory from "fedgate ca issue"`);
+    throw new FedgateError(
+      ErrorCodes.CREDENTIALS_MISSING,
+      `no admin credentials in ${dir} (missing ${missing.map((file) => basename(file)).join(', ')}): the controller writes them to <pkiDir>/admin on first start; point --credentials at that directory or at one from "fedgate ca issue"`,
+    );
   }
   const [certPem, keyPem, caPem] = files.map((file) => readFileSync(file, 'utf8')) as [string, string, string];
   return { certPem, keyPem, caPem };
@@ -56,6 +61,14 @@ export class ControllerCallError extends FedgateError {
     this.status = status;
     this.grpcCode = error.code;
   }
+}
+
+/** The controller these credentials are for: the SPIFFE trust domain of their CA. */
+export function expectedControllerId(credentials: AdminCredentials): SpiffeId {
+  const ca = new X509Certificate(credentials.caPem);
+  const trustDomain = uriSans(ca).map((uri) => SpiffeId.tryParse(uri)).find((id) => id !== undefined)?.trustDomain;
+  if (!trustDomain) throw new FedgateError(ErrorCodes.CREDENTIALS_UNTRUSTED, 'the admin credentials\' ca.crt is not a fedgate controller CA (no SPIFFE trust domain): use the files the controller wrote to <pkiDir>/admin');
+  return SpiffeId.controller(trustDomain);
 }
 
 /** The Admin service as promises. */
@@ -82,10 +95,8 @@ export interface AdminConnection {
  * checked by its SPIFFE ID. Every call has a deadline and fails with the controller's own message.
  */
 export function connectAdmin(address: string, credentials: AdminCredentials, timeoutMs = 10_000): AdminConnection {
-  const ca = new X509Certificate(credentials.caPem);
-  const trustDomain = uriSans(ca).map((uri) => SpiffeId.tryParse(uri)).find((id) => id !== undefined)?.trustDomain;
-  if (!trustDomain) throw new UsageError('the admin credentials\' ca.crt is not a fedgate controller CA (no SPIFFE trust domain)');
-  const controllerId = SpiffeId.controller(trustDomain);
+  const controllerId = expectedControllerId(credentials);
+  const trustDomain = controllerId.trustDomain;
   const verifier = new PeerVerifier(new TrustStore([TrustBundle.fromPem(trustDomain, credentials.caPem, 1)]));
   const client = new AdminClient(
     address,

@@ -8,7 +8,9 @@ import { Controller } from '../controller/controller.js';
 import { JournalStore } from '../store/journal/journal-store.js';
 import { RedisStore } from '../store/redis/redis-store.js';
 import type { Store } from '../store/store.js';
+import { ErrorCodes } from '../core/errors.js';
 import type { CliIo } from './io.js';
+import { checkConfigFile, explainStartFailure, listenProblem } from './startup-errors.js';
 import { installProcessGuards } from './process-guards.js';
 import { untilSignal } from './signals.js';
 
@@ -45,13 +47,32 @@ export function registerControllerCommand(program: Command, io: CliIo): void {
     .description('run the federation controller')
     .option('--config <file>', 'federation.yaml', 'federation-config/federation.yaml')
     .action(async (options: { config: string }) => {
+      checkConfigFile(options.config, '--config', 'federation.yaml (e.g. federation-config/federation.yaml)');
       const federation = loadFederationFile(options.config);
       const log = createRootLogger({ name: 'fedgate-controller', base: { federation: federation.metadata.name } });
       const registry = createMetricsRegistry({ component: 'controller' });
       installProcessGuards(log);
+      const spec = federation.spec.controller;
+      const listeners = [
+        { field: 'spec.controller.listen', address: spec.listen },
+        { field: 'spec.controller.joinListen', address: spec.joinListen },
+        { field: 'spec.controller.admin', address: spec.admin },
+      ];
+      const dirs = [{ field: 'spec.controller.pkiDir', dir: federation.controllerPkiDir, code: ErrorCodes.PKI_DIR_UNUSABLE }];
+      const busy = await listenProblem(federation.file, listeners);
+      if (busy) throw busy;
       const store = await createStore(federation, log);
-      const controller = new Controller({ federation, store, log, registry });
-      await controller.start();
+      let controller: Controller | undefined;
+      try {
+        controller = new Controller({ federation, store, log, registry });
+        await controller.start();
+      } catch (error) {
+        // Closed first: the address probes in explainStartFailure must not find this process's own listeners.
+        await controller?.stop().catch(() => undefined);
+        await store.close().catch(() => undefined);
+        log.flush();
+        throw await explainStartFailure(error, federation.file, listeners, dirs);
+      }
       io.err(`fedgate controller: api ${controller.addresses.api}, join ${controller.addresses.join}, admin http://${controller.addresses.admin}`);
       const signal = await untilSignal();
       log.info({ signal }, 'shutting down');

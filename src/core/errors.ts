@@ -59,6 +59,21 @@ export const ErrorCodes = {
   STATE_DIR_UNUSABLE: 'FEDGATE_ERR_STATE_DIR_UNUSABLE',
   /** A broken invariant in fedgate itself (a bug): never caused by input. */
   INTERNAL: 'FEDGATE_ERR_INTERNAL',
+  /** Nothing answers at the controller address (refused, timed out, unknown host). */
+  CONTROLLER_UNREACHABLE: 'FEDGATE_ERR_CONTROLLER_UNREACHABLE',
+  /** Something answers at the address, but not the service asked for (plain HTTP, another TLS server, a join or gateway port). */
+  WRONG_PORT: 'FEDGATE_ERR_WRONG_PORT',
+  /** A certificate is outside its validity by this machine's clock although its issuer just made it (or still serves it). */
+  CLOCK_SKEW: 'FEDGATE_ERR_CLOCK_SKEW',
+  CREDENTIALS_MISSING: 'FEDGATE_ERR_CREDENTIALS_MISSING',
+  CREDENTIALS_EXPIRED: 'FEDGATE_ERR_CREDENTIALS_EXPIRED',
+  /** Operator credentials and controller do not trust each other (another federation's or an old CA). */
+  CREDENTIALS_UNTRUSTED: 'FEDGATE_ERR_CREDENTIALS_UNTRUSTED',
+  ADDRESS_IN_USE: 'FEDGATE_ERR_ADDRESS_IN_USE',
+  /** A listen address this user may not bind (a port below 1024 without the capability). */
+  ADDRESS_NOT_PERMITTED: 'FEDGATE_ERR_ADDRESS_NOT_PERMITTED',
+  TOKEN_FILE_NOT_FOUND: 'FEDGATE_ERR_TOKEN_FILE_NOT_FOUND',
+  PKI_DIR_UNUSABLE: 'FEDGATE_ERR_PKI_DIR_UNUSABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
