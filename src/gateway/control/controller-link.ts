@@ -85,7 +85,10 @@ export class ControllerLink {
     while (!this.membershipValue && !signal.aborted) {
       const token = this.readToken();
       if (!token) {
-        this.problemValue = 'not a member of a federation and no join token: set spec.controller.tokenFile, or run "fedgate join"';
+        const tokenFile = cluster.spec.controller?.tokenFile;
+        this.problemValue = tokenFile
+          ? `not a member of a federation and no join token: spec.controller.tokenFile names ${tokenFile}, which does not exist; write the token there ("fedgate token create --cluster ${cluster.metadata.name} --out ${tokenFile}"), or run "fedgate join"`
+          : 'not a member of a federation and no join token: set spec.controller.tokenFile, or run "fedgate join"';
         log.error({ stateDir: cluster.stateDir }, this.problemValue);
         return;
       }
