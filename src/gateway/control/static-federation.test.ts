@@ -41,7 +41,7 @@ describe('loadStaticFederation', () => {
   });
 
   it('stops when a gateway that refuses fault injection is given a FaultPolicy', () => {
-    writeFileSync(join(dir, 'policies', 'zz-chaos.yaml'), 'apiVersion: fedgate.io/v1alpha1\nkind: FaultPolicy\nmetadata:\n  name: chaos\n  namespace: shop\nspec:\n  faults:\n    - abort:\n        httpStatus: 503\n        percentage: 1\n');
+    writeFileSync(join(dir, 'policies', 'zz-chaos.yaml'), 'apiVersion: fedgate.io/v1alpha1\nkind: FaultPolicy\nmetadata:\n  name: chaos\n  namespace: shop\nspec:\n  service: payments\n  faults:\n    - abort:\n        httpStatus: 503\n        percentage: 1\n');
     const directory = loadFederationDirectory(dir);
     const cluster = directory.clusters[0];
     if (!cluster) throw new Error('the example has clusters');
