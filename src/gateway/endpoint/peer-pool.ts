@@ -1,4 +1,5 @@
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { parseHostPort } from '../../config/shape.js';
@@ -46,6 +47,8 @@ export interface PeerPoolOptions {
   /** Counts a connection's refusals by kind (fedgate_limit_refusals_total{listener="peer"}). */
   onLimit?: (kind: string) => void;
   log: Logger;
+  /** Times the connect back-off (the system clock unless a test moves it). */
+  clock?: Clock;
 }
 
 /**
@@ -155,7 +158,7 @@ export class PeerPool {
 
   private connectSession(): Promise<PeerSession> {
     if (this.connecting) return this.connecting;
-    const now = Date.now();
+    const now = (this.options.clock ?? systemClock).now();
     if (now < this.nextConnectAt) {
       return Promise.reject(new PoolError('connect-failed', `${this.options.cluster} unreachable (${this.lastConnectError}); next attempt in ${this.nextConnectAt - now}ms`));
     }
@@ -177,7 +180,7 @@ export class PeerPool {
         this.lastConnectError = errorMessage(error);
         // Fail fast for a short, growing while: requests then fail over at once instead of each
         // waiting for its own connect to time out.
-        this.nextConnectAt = Date.now() + Math.min(50 * 2 ** Math.min(this.connectFailures - 1, 5), 1000);
+        this.nextConnectAt = (this.options.clock ?? systemClock).now() + Math.min(50 * 2 ** Math.min(this.connectFailures - 1, 5), 1000);
         const failure = new PoolError('connect-failed', `cannot connect to the gateway of ${this.options.cluster} at ${address}: ${this.lastConnectError}`);
         for (const waiter of this.waiting.splice(0)) waiter.reject(failure);
         throw failure;
