@@ -15,13 +15,16 @@
  *
  *   npm run bench:hostile                                   (30 s quiet, then 10 min hostile, 200 rps)
  *   QUIET_SECONDS=10 HOSTILE_SECONDS=60 RPS=200 npm run bench:hostile
+ *   ATTACKS=h2reset,slowloris npm run bench:hostile     (any of h2slow, h2slow2, h2settings, h2reset,
+ *     h2ping, h2idle, slowloris, forged, memberSlow, memberReset, memberIdle, untrusted, noCertificate)
+ *   BENCH_TIMELINE=1 (failures and the slowest request per second), BENCH_LOG_LEVEL=debug (gateway logs)
  *
  * The attackers run at the lowest CPU priority (nice 19): on a shared machine they stand for a
  * client on another host, and what they cost the gateways is then the gateways' work, not a
  * competition for the same cores.
  *
  * Prints the legitimate requests' failures and p50/p99, quiet vs hostile and per minute, each
- * gateway's RSS (start, peak, end) and event-loop delay, the refusals each gateway counted, and
+ * gateway's RSS (start, peak, end) and CPU, the refusals each gateway counted, and
  * what the attackers managed to open.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -39,6 +42,7 @@ import { issueSvid } from '../src/pki/svid.js';
 import { LocalFederation } from '../test/support/federation.js';
 import { FedgateProcess } from '../test/support/processes.js';
 import { freePorts } from '../test/support/ports.js';
+import { cpuSeconds } from './support/processes.js';
 import { idle, pingFlood, rapidReset, settingsFlood, slowReader, tcp, type Attack, type Connector } from './support/h2-attacks.js';
 
 const QUIET_SECONDS = Number(process.env.QUIET_SECONDS ?? 30);
@@ -57,6 +61,8 @@ interface AttackPlan {
   member: { cert: string; key: string; ca: string };
   /** A gateway identity from a CA no member trusts. */
   forged: { cert: string; key: string };
+  /** Which attacks run (ATTACKS=h2reset,slowloris …); all by default. */
+  attacks?: string[];
 }
 
 function tlsTo(port: number, credentials: { cert?: string; key?: string; ca?: string }): Connector {
@@ -139,21 +145,23 @@ async function attack(plan: AttackPlan): Promise<void> {
   const member = tlsTo(plan.inbound, plan.member);
   const guarded = (name: string, run: () => Promise<number>): Promise<readonly [string, number]> => run().then((n) => [name, n] as const, () => [name, 0] as const);
   const h2 = (name: string, attackWith: Attack, connect: Connector, authority?: string): Promise<readonly [string, number]> => guarded(name, () => attackWith(connect, until, authority));
-  const results = await Promise.all([
-    h2('outbound h2c slow reader', slowReader, outbound, AUTHORITY),
-    h2('outbound h2c slow reader', slowReader, outbound, AUTHORITY),
-    h2('outbound h2c SETTINGS flood', settingsFlood, outbound, AUTHORITY),
-    h2('outbound h2c rapid reset', rapidReset, outbound, AUTHORITY),
-    h2('outbound h2c PING flood', pingFlood, outbound),
-    h2('outbound h2c idle', idle, outbound),
-    guarded('outbound HTTP/1.1 slowloris', () => slowloris(plan.outbound, until)),
-    guarded('outbound forged caller (requests)', () => forgedCaller(plan.outbound, until)),
-    h2('inbound member slow reader', slowReader, member, AUTHORITY),
-    h2('inbound member rapid reset', rapidReset, member, AUTHORITY),
-    guarded('inbound member idle', () => idle(member, until)),
-    guarded('inbound untrusted CA (handshakes)', () => handshakes(tlsTo(plan.inbound, plan.forged), until)),
-    guarded('inbound no certificate (handshakes)', () => handshakes(tlsTo(plan.inbound, {}), until)),
-  ]);
+  const all: Record<string, () => Promise<readonly [string, number]>> = {
+    h2slow: () => h2('outbound h2c slow reader', slowReader, outbound, AUTHORITY),
+    h2slow2: () => h2('outbound h2c slow reader', slowReader, outbound, AUTHORITY),
+    h2settings: () => h2('outbound h2c SETTINGS flood', settingsFlood, outbound, AUTHORITY),
+    h2reset: () => h2('outbound h2c rapid reset', rapidReset, outbound, AUTHORITY),
+    h2ping: () => h2('outbound h2c PING flood', pingFlood, outbound),
+    h2idle: () => h2('outbound h2c idle', idle, outbound),
+    slowloris: () => guarded('outbound HTTP/1.1 slowloris', () => slowloris(plan.outbound, until)),
+    forged: () => guarded('outbound forged caller (requests)', () => forgedCaller(plan.outbound, until)),
+    memberSlow: () => h2('inbound member slow reader', slowReader, member, AUTHORITY),
+    memberReset: () => h2('inbound member rapid reset', rapidReset, member, AUTHORITY),
+    memberIdle: () => guarded('inbound member idle', () => idle(member, until)),
+    untrusted: () => guarded('inbound untrusted CA (handshakes)', () => handshakes(tlsTo(plan.inbound, plan.forged), until)),
+    noCertificate: () => guarded('inbound no certificate (handshakes)', () => handshakes(tlsTo(plan.inbound, {}), until)),
+  };
+  const chosen = plan.attacks ?? Object.keys(all);
+  const results = await Promise.all(Object.entries(all).filter(([key]) => chosen.includes(key)).map(([, run]) => run()));
   const opened: Record<string, number> = {};
   for (const [name, count] of results) opened[name] = (opened[name] ?? 0) + count;
   process.send?.({ opened });
@@ -196,20 +204,17 @@ function byLabel(text: string, metric: string, label: string): Record<string, nu
   return out;
 }
 
-function gauge(text: string, metric: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${metric} `));
-  return line ? Number(line.slice(metric.length + 1)) : Number.NaN;
-}
 
 interface Phase {
   samples: Sample[];
 }
 
-async function legitimate(address: string, seconds: number, probes: GatewayProbe[], origin: number): Promise<Phase> {
+async function legitimate(address: string, seconds: number, probes: GatewayProbe[]): Promise<Phase> {
   const sampler = setInterval(() => {
     for (const probe of probes) probe.rssPeak = Math.max(probe.rssPeak, rssOf(probe.pid));
   }, 1000);
-  const samples = await runLoad({ kind: 'http', address, authority: AUTHORITY }, { rps: RPS, durationMs: seconds * 1000, origin });
+  // Due times from the phase's own start (`Sample.at` counts from there).
+  const samples = await runLoad({ kind: 'http', address, authority: AUTHORITY }, { rps: RPS, durationMs: seconds * 1000 });
   clearInterval(sampler);
   return { samples };
 }
@@ -238,7 +243,7 @@ async function main(): Promise<void> {
   try {
     const backends = FedgateProcess.start('backends-east', ['demo', 'backends', '--config', federation.cluster('east').file]);
     processes.push(backends);
-    await federation.startAll({ FEDGATE_LOG_LEVEL: 'warn' });
+    await federation.startAll({ FEDGATE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' });
     for (let i = 0; !backends.logs.includes('backends ready'); i++) {
       if (i > 200 || !backends.running) throw new Error(`the sample service did not start:\n${backends.logs}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -257,9 +262,7 @@ async function main(): Promise<void> {
     const address = federation.outbound('edge');
     // Warm-up: connections pooled, code compiled.
     await runLoad({ kind: 'http', address, authority: AUTHORITY }, { rps: RPS, durationMs: 5000 });
-    const origin = performance.now();
-    const quiet = await legitimate(address, QUIET_SECONDS, probes, origin);
-    const quietMetrics = await Promise.all(probes.map((p) => metrics(p.admin)));
+    const quiet = await legitimate(address, QUIET_SECONDS, probes);
 
     attackers = fork(SELF, ['attack'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     if (attackers.pid) setPriority(attackers.pid, 19);
@@ -270,9 +273,11 @@ async function main(): Promise<void> {
       seconds: HOSTILE_SECONDS,
       member: { cert: member.chainPem, key: member.keyPem, ca: eastCa.certificatePem },
       forged: { cert: forged.chainPem, key: forged.keyPem },
+      attacks: process.env.ATTACKS?.split(','),
     } satisfies AttackPlan);
-    const hostileStart = performance.now() - origin;
-    const hostile = await legitimate(address, HOSTILE_SECONDS, probes, origin);
+    const cpuBefore = probes.map((p) => cpuSeconds(p.pid));
+    const hostile = await legitimate(address, HOSTILE_SECONDS, probes);
+    const cpuHostile = probes.map((p, i) => cpuSeconds(p.pid) - (cpuBefore[i] ?? 0));
     const attacked = await opened;
     const hostileMetrics = await Promise.all(probes.map((p) => metrics(p.admin)));
     const rssEnd = probes.map((p) => rssOf(p.pid));
@@ -286,19 +291,25 @@ async function main(): Promise<void> {
     console.log(`| quiet | ${q.ok + q.failed} | ${q.failed} | ${ms(q.p50)} | ${ms(q.p99)} | 1.00 |`);
     console.log(`| hostile | ${h.ok + h.failed} | ${h.failed} | ${ms(h.p50)} | ${ms(h.p99)} | ${(h.p99 / q.p99).toFixed(2)} |`);
     for (let minute = 0; minute * 60 < HOSTILE_SECONDS; minute++) {
-      const from = hostileStart + minute * 60_000;
+      const from = minute * 60_000;
       const slice = summary(hostile.samples.filter((s) => s.at >= from && s.at < from + 60_000));
       if (HOSTILE_SECONDS > 60) console.log(`| hostile minute ${minute + 1} | ${slice.ok + slice.failed} | ${slice.failed} | ${ms(slice.p50)} | ${ms(slice.p99)} | ${(slice.p99 / q.p99).toFixed(2)} |`);
+    }
+    if (process.env.BENCH_TIMELINE) {
+      for (let second = 0; second < HOSTILE_SECONDS; second++) {
+        const from = second * 1000;
+        const slice = hostile.samples.filter((s) => s.at >= from && s.at < from + 1000);
+        console.log(`second ${second}: ${slice.length} requests, ${slice.filter((s) => !s.ok).length} failed, max ${Math.max(...slice.map((s) => s.latencyMs)).toFixed(0)} ms`);
+      }
     }
     const causes = new Map<string, number>();
     for (const s of hostile.samples) if (!s.ok) causes.set(s.error ?? String(s.status), (causes.get(s.error ?? String(s.status)) ?? 0) + 1);
     if (causes.size > 0) console.log(`\nlegitimate failures: ${[...causes].map(([cause, n]) => `${n}× ${cause}`).join('; ')}`);
     console.log('');
-    console.log('| gateway | RSS start MiB | RSS peak MiB | RSS end MiB | event-loop lag p99 ms (quiet / hostile) |');
+    console.log('| gateway | RSS start MiB | RSS peak MiB | RSS end MiB | CPU seconds in the hostile phase |');
     console.log('| --- | ---: | ---: | ---: | ---: |');
     probes.forEach((p, i) => {
-      const lag = (text: string | undefined): string => ms(gauge(text ?? '', 'fedgate_nodejs_eventloop_lag_p99_seconds') * 1000);
-      console.log(`| ${p.name} | ${mib(p.rssStart)} | ${mib(p.rssPeak)} | ${mib(rssEnd[i] ?? 0)} | ${lag(quietMetrics[i])} / ${lag(hostileMetrics[i])} |`);
+      console.log(`| ${p.name} | ${mib(p.rssStart)} | ${mib(p.rssPeak)} | ${mib(rssEnd[i] ?? 0)} | ${(cpuHostile[i] ?? 0).toFixed(1)} |`);
     });
     console.log('');
     probes.forEach((p, i) => {

@@ -82,6 +82,15 @@ export class H2ClientSession extends H2Connection<H2ClientStream> {
 export class H2ClientStream extends H2Stream {
   private finalResponse = false;
 
+  /**
+   * 'wireclosed': the exchange is over on the wire (both ends sent END_STREAM, or a reset), even if
+   * the response body is still being read. A connection pool frees the stream's slot here: a reader
+   * that is slow to take the body must not hold a stream of a connection others share.
+   */
+  protected override onWireClosed(): void {
+    this.emit('wireclosed');
+  }
+
   /** The final (non-informational) response headers arrived. */
   get responded(): boolean {
     return this.finalResponse;

@@ -59,8 +59,18 @@ function send(request: Request, state: RequestState, pool: PeerPool, peer: PeerS
     });
     // Errors after the response belong to whoever reads the body; this keeps them from crashing.
     stream.on('error', noop);
-    stream.once('close', () => {
+    // The pool's slot is free once the exchange is over on the wire: a client slow to read the body
+    // (or one that never reads, bench:hostile) must not hold the streams every caller of this peer
+    // shares; what it has not read is held by its own stream's flow control, not by the pool.
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       pool.release(peer);
+    };
+    stream.once('wireclosed', release);
+    stream.once('close', () => {
+      release();
       if (settled) return;
       // A refused stream never reached the application: always safe to retry elsewhere.
       const refused = stream.rstCode === ErrorCode.REFUSED_STREAM;

@@ -20,6 +20,7 @@ import type { GatewayMetrics } from '../request/request-metrics.js';
 import type { ControlView } from '../view/control-view.js';
 import { AuthorityMemo } from './authority-memo.js';
 import { writeHttp2, type Completion } from './client-writer.js';
+import { startAfterRead } from './stream-arrival.js';
 
 /** A connection to the inbound listener, from its TCP accept on: anonymous until its peer is verified. */
 class PeerConnection implements LimitedConnection {
@@ -217,7 +218,7 @@ export class InboundServer {
           connection.lastActive = performance.now();
         });
       }
-      this.onStream(peer, stream, headers, endStream);
+      startAfterRead(stream, () => this.onStream(peer, stream, headers, endStream));
     });
   }
 

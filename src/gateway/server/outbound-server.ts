@@ -7,6 +7,7 @@ import { parseHostPort } from '../../config/shape.js';
 import { normalizePath } from '../../policy/path-normalization.js';
 import { AuthorityMemo } from './authority-memo.js';
 import { writeHttp1, writeHttp2, type Completion } from './client-writer.js';
+import { startAfterRead } from './stream-arrival.js';
 import { CLIENT_PREFACE, H2ServerSession, type H2ConnectionLimits, type H2ServerStream } from '../../http2/index.js';
 import { ConnectionLimiter, type LimitedConnection } from './connection-limiter.js';
 import { forwardableHeaders, isGrpc, isIdempotent } from '../request/headers.js';
@@ -229,12 +230,13 @@ export class OutboundServer {
   }
 
   private onHttp2(stream: H2ServerStream, headers: IncomingHttpHeaders, endStream: boolean, remoteAddress: string | undefined): void {
-    stream.on('error', () => undefined);
-    const grpc = isGrpc(headers['content-type']);
-    const state = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, endStream ? null : stream, remoteAddress, (outcome, done) =>
-      writeHttp2(stream, outcome, grpc, done),
-    );
-    if (state) stream.once('close', () => state.end('client-closed'));
+    startAfterRead(stream, () => {
+      const grpc = isGrpc(headers['content-type']);
+      const state = this.handle(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), String(headers[':authority'] ?? headers.host ?? ''), headers, endStream ? null : stream, remoteAddress, (outcome, done) =>
+        writeHttp2(stream, outcome, grpc, done),
+      );
+      if (state) stream.once('close', () => state.end('client-closed'));
+    });
   }
 
   private handle(
