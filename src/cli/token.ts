@@ -6,6 +6,7 @@ import { parseDuration } from '../core/duration.js';
 import { UsageError } from './cli-error.js';
 import { withAdmin, withAdminTarget, type AdminTargetOptions } from './admin-target.js';
 import type { CliIo } from './io.js';
+import { outputOption, printResult } from './output.js';
 
 export function registerTokenCommand(program: Command, io: CliIo): void {
   const token = program.command('token').description('one-time join tokens');
@@ -15,8 +16,9 @@ export function registerTokenCommand(program: Command, io: CliIo): void {
       .description('create a single-use, expiring join token for a cluster (stored hashed by the controller)')
       .requiredOption('--cluster <name>', 'the cluster that may join with it')
       .option('--ttl <duration>', 'lifetime', '1h')
-      .option('--out <file>', 'write the token to a file (mode 0600) instead of printing it'),
-  ).action(async (options: AdminTargetOptions & { cluster: string; ttl: string; out?: string }) => {
+      .option('--out <file>', 'write the token to a file (mode 0600) instead of printing it')
+      .addOption(outputOption()),
+  ).action(async (options: AdminTargetOptions & { cluster: string; ttl: string; out?: string; output: string }) => {
     let ttlMs: number;
     try {
       ttlMs = parseDuration(options.ttl);
@@ -29,10 +31,16 @@ export function registerTokenCommand(program: Command, io: CliIo): void {
       mkdirSync(dirname(options.out), { recursive: true });
       // Atomic, and 0600 even over an existing file that had a wider mode.
       writeFileAtomicSync(options.out, `${created.token}\n`, { mode: 0o600 });
-      io.out(`join token for ${options.cluster} written to ${options.out} (expires ${expires}, single use)`);
-    } else {
-      io.out(created.token);
-      io.err(`join token for ${options.cluster}, expires ${expires}, single use`);
     }
+    // With --out, the document names the file instead of carrying the token (a secret kept out of logs).
+    const data = { cluster: options.cluster, expiresAt: expires, singleUse: true, ...(options.out ? { file: options.out } : { token: created.token }) };
+    printResult(io, options.output, data, () => {
+      if (options.out) {
+        io.out(`join token for ${options.cluster} written to ${options.out} (expires ${expires}, single use)`);
+      } else {
+        io.out(created.token);
+        io.err(`join token for ${options.cluster}, expires ${expires}, single use`);
+      }
+    });
   });
 }
