@@ -11,6 +11,7 @@ import { registerCaServeCommand } from './ca-serve.js';
 import { registerCaSignerTokenCommand } from './ca-signer-token.js';
 import { UsageError } from './cli-error.js';
 import type { CliIo } from './io.js';
+import { outputOption, printResult } from './output.js';
 
 function keyAlgorithm(value: string | undefined): KeyAlgorithm | undefined {
   if (value === undefined) return undefined;
@@ -37,7 +38,8 @@ export function registerCaCommand(program: Command, io: CliIo): void {
     .option('--ttl <duration>', 'CA lifetime', '43800h')
     .option('--no-name-constraints', 'do not restrict the CA to URIs of its trust domain')
     .option('--force', 'replace an existing CA in --out')
-    .action((options: { trustDomain: string; out: string; keyAlgorithm: string; ttl: string; nameConstraints: boolean; force?: boolean }) => {
+    .addOption(outputOption())
+    .action((options: { trustDomain: string; out: string; keyAlgorithm: string; ttl: string; nameConstraints: boolean; force?: boolean; output: string }) => {
       const directory = PkiDirectory.init(options.out, {
         trustDomain: options.trustDomain,
         keyAlgorithm: keyAlgorithm(options.keyAlgorithm),
@@ -46,11 +48,15 @@ export function registerCaCommand(program: Command, io: CliIo): void {
         force: options.force,
       });
       const created = directory.ca();
-      io.out(`created ${created.describe()}`);
-      io.out(`  ${join(options.out, 'tls.crt')}   CA certificate`);
-      io.out(`  ${join(options.out, 'tls.key')}   CA private key (mode 0600; keep it in this cluster)`);
-      io.out(`  ${join(options.out, 'ca.crt')}    trust anchors`);
-      io.out(`  ${join(options.out, 'bundle.json')} SPIFFE trust bundle, sequence ${directory.bundle().sequence}`);
+      const sequence = directory.bundle().sequence;
+      const files = { certificate: join(options.out, 'tls.crt'), key: join(options.out, 'tls.key'), anchors: join(options.out, 'ca.crt'), bundle: join(options.out, 'bundle.json') };
+      printResult(io, options.output, { trustDomain: options.trustDomain, ca: created.describe(), bundleSequence: sequence, files }, () => {
+        io.out(`created ${created.describe()}`);
+        io.out(`  ${files.certificate}   CA certificate`);
+        io.out(`  ${files.key}   CA private key (mode 0600; keep it in this cluster)`);
+        io.out(`  ${files.anchors}    trust anchors`);
+        io.out(`  ${files.bundle} SPIFFE trust bundle, sequence ${sequence}`);
+      });
     });
 
   ca.command('issue')
@@ -61,7 +67,8 @@ export function registerCaCommand(program: Command, io: CliIo): void {
     .option('--ttl <duration>', 'lifetime', '24h')
     .option('--dns <name...>', 'DNS SANs for clients that check host names')
     .option('--key-algorithm <alg>', `key algorithm: ${KEY_ALGORITHMS.join(', ')}`, 'ec-p256')
-    .action((options: { ca: string; spiffeId: string; out: string; ttl: string; dns?: string[]; keyAlgorithm: string }) => {
+    .addOption(outputOption())
+    .action((options: { ca: string; spiffeId: string; out: string; ttl: string; dns?: string[]; keyAlgorithm: string; output: string }) => {
       const authority = new PkiDirectory(options.ca).ca();
       const svid = issueSvid(authority, SpiffeId.parse(options.spiffeId), {
         ttlMs: duration('--ttl', options.ttl),
@@ -73,8 +80,12 @@ export function registerCaCommand(program: Command, io: CliIo): void {
       writeFileAtomicSync(join(options.out, 'tls.key'), svid.keyPem, { mode: 0o600 });
       writeFileAtomicSync(join(options.out, 'tls.crt'), svid.chainPem, { mode: 0o644 });
       writeFileAtomicSync(join(options.out, 'ca.crt'), authority.anchorsPem.join(''), { mode: 0o644 });
-      io.out(`issued ${svid.spiffeId.toString()} serial ${svid.certificate.serialNumber}, valid ${svid.notBefore.toISOString()} .. ${svid.notAfter.toISOString()}`);
-      io.out(`  written to ${options.out}/{tls.crt,tls.key,ca.crt}`);
+      // The key stays in its file: the document names it, never carries it.
+      const issued = { spiffeId: svid.spiffeId.toString(), serial: svid.certificate.serialNumber, notBefore: svid.notBefore.toISOString(), notAfter: svid.notAfter.toISOString(), dir: options.out };
+      printResult(io, options.output, issued, () => {
+        io.out(`issued ${issued.spiffeId} serial ${issued.serial}, valid ${issued.notBefore} .. ${issued.notAfter}`);
+        io.out(`  written to ${options.out}/{tls.crt,tls.key,ca.crt}`);
+      });
     });
 
   ca.command('bundle')
@@ -91,13 +102,17 @@ export function registerCaCommand(program: Command, io: CliIo): void {
   ca.command('show')
     .description('describe the CA and any rotation in progress')
     .requiredOption('--ca <dir>', 'CA directory')
-    .action((options: { ca: string }) => {
+    .addOption(outputOption())
+    .action((options: { ca: string; output: string }) => {
       const directory = new PkiDirectory(options.ca);
-      io.out(directory.ca().describe());
+      const described = directory.ca().describe();
       const status = directory.status();
-      io.out(`bundle sequence ${status.bundleSequence}`);
-      if (status.next) io.out(`prepared next CA: serial ${status.next} (run "fedgate ca rotate activate" once every peer has the bundle)`);
-      for (const retired of status.retired) io.out(`retired CA ${retired.serial}: leaves valid until ${retired.retireAfter}${retired.due ? ' — ready to retire' : ''}`);
+      printResult(io, options.output, { ca: described, ...status }, () => {
+        io.out(described);
+        io.out(`bundle sequence ${status.bundleSequence}`);
+        if (status.next) io.out(`prepared next CA: serial ${status.next} (run "fedgate ca rotate activate" once every peer has the bundle)`);
+        for (const retired of status.retired) io.out(`retired CA ${retired.serial}: leaves valid until ${retired.retireAfter}${retired.due ? ' — ready to retire' : ''}`);
+      });
     });
 
   const rotate = ca.command('rotate').description('rotate a CA: prepare, then activate, then retire');
@@ -106,27 +121,36 @@ export function registerCaCommand(program: Command, io: CliIo): void {
     .description('create the next CA and add it to the bundle (it signs nothing yet)')
     .requiredOption('--ca <dir>', 'CA directory')
     .option('--key-algorithm <alg>', 'key algorithm of the new CA', 'ec-p256')
-    .action((options: { ca: string; keyAlgorithm: string }) => {
+    .addOption(outputOption())
+    .action((options: { ca: string; keyAlgorithm: string; output: string }) => {
       const bundle = new PkiDirectory(options.ca).prepare({ keyAlgorithm: keyAlgorithm(options.keyAlgorithm) });
-      io.out(`prepared; bundle sequence ${bundle.sequence} now holds ${bundle.authorities.length} authorities. Publish it, then run "fedgate ca rotate activate".`);
+      printResult(io, options.output, { prepared: true, bundleSequence: bundle.sequence, authorities: bundle.authorities.length }, () =>
+        io.out(`prepared; bundle sequence ${bundle.sequence} now holds ${bundle.authorities.length} authorities. Publish it, then run "fedgate ca rotate activate".`),
+      );
     });
   rotate
     .command('activate')
     .description('make the prepared CA the signing CA; the old one stays trusted until its leaves expire')
     .requiredOption('--ca <dir>', 'CA directory')
     .option('--max-leaf-ttl <duration>', 'longest lifetime of any leaf the old CA issued', '24h')
-    .action((options: { ca: string; maxLeafTtl: string }) => {
+    .addOption(outputOption())
+    .action((options: { ca: string; maxLeafTtl: string; output: string }) => {
       const { retireAfter } = new PkiDirectory(options.ca).activate(duration('--max-leaf-ttl', options.maxLeafTtl));
-      io.out(`activated; the old CA can be retired after ${retireAfter.toISOString()} ("fedgate ca rotate retire").`);
+      printResult(io, options.output, { activated: true, retireAfter: retireAfter.toISOString() }, () =>
+        io.out(`activated; the old CA can be retired after ${retireAfter.toISOString()} ("fedgate ca rotate retire").`),
+      );
     });
   rotate
     .command('retire')
     .description('remove retired CAs whose leaves have all expired from the bundle')
     .requiredOption('--ca <dir>', 'CA directory')
     .option('--force', 'retire even if leaves may still be valid (breaks them)')
-    .action((options: { ca: string; force?: boolean }) => {
+    .addOption(outputOption())
+    .action((options: { ca: string; force?: boolean; output: string }) => {
       const { removed, bundle } = new PkiDirectory(options.ca).retire({ force: options.force });
-      io.out(removed.length === 0 ? 'nothing to retire' : `retired ${removed.join(', ')}; bundle sequence ${bundle.sequence}`);
+      printResult(io, options.output, { removed, bundleSequence: bundle.sequence }, () =>
+        io.out(removed.length === 0 ? 'nothing to retire' : `retired ${removed.join(', ')}; bundle sequence ${bundle.sequence}`),
+      );
     });
 
   registerCaServeCommand(ca, io);
