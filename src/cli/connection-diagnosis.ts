@@ -110,6 +110,9 @@ function probeTls(host: string, port: number, credentials: ProbeCredentials): Pr
       ca: credentials.caPem,
       cert: credentials.certPem,
       key: credentials.keyPem,
+      // A diagnosis, not a connection: it reads which certificate answers (and whether it verifies,
+      // reported from authorizationError) and sends nothing after the handshake; the client
+      // certificate it presents is public, its key never leaves this process.
       rejectUnauthorized: false,
       ALPNProtocols: ['h2'],
       minVersion: 'TLSv1.2',

@@ -14,7 +14,7 @@
  * to the old generation and brought a full mark-compact every 2 s; without them a scavenge takes
  * 1–2 ms, promotes next to nothing and no mark-compact runs under load. With the bench's two
  * gateways alone, CPU per HTTP request fell from 90 + 80 µs to 60–70 + 60–70 µs (outbound +
- * inbound); in full bench runs the throughput gain was within the day's noise (docs/benchmarks.md). A gateway is given one or two cores in practice; on a large dedicated
+ * inbound); in full bench runs the throughput gain was within the day's noise (docs/perf-notes/dataplane.md). A gateway is given one or two cores in practice; on a large dedicated
  * machine, parallel GC may shorten pauses at the cost of CPU (README, Operations).
  *
  * `--no-allocation-site-pretenuring`: when objects from one allocation site survive a few
@@ -23,6 +23,6 @@
  * pretenured ones die in the old generation while still pointing at young objects, which then
  * survive every scavenge: with `--min-semi-space-size=32` the gateways ran 24 ms scavenges from
  * the first request and 55 µs per gRPC request per hop, and with this flag 2 ms and 25–30 µs
- * (docs/benchmarks.md, 2026-12-07). Nothing a gateway allocates gains from being pretenured.
+ * (docs/perf-notes/dataplane.md, 2026-12-07). Nothing a gateway allocates gains from being pretenured.
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--single-threaded-gc', '--no-allocation-site-pretenuring'];

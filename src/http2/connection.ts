@@ -391,7 +391,7 @@ export abstract class H2Connection<S extends H2Stream> extends EventEmitter {
     if (this.tornDown || this.finSent) return;
     // Frames leave once per event-loop turn, not once per tick: at load, the answers of many
     // upstream sockets arrive in one poll phase, and setImmediate (run right after it) sends them
-    // all in one TLS record and one syscall instead of one each. Measured in docs/benchmarks.md.
+    // all in one TLS record and one syscall instead of one each. Measured in docs/perf-notes/dataplane.md.
     this.pending.push(buf);
     this.pendingBytes += buf.length;
     if (!this.flushScheduled) {

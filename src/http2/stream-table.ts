@@ -9,7 +9,7 @@
  * until the next full mark-compact: each scavenge copies and promotes them all. `npm run
  * bench:streams` (256 open streams, one set and one delete per request): scavenges of 40 ms on
  * average with a `Map`, 2.7 ms with this table; in the gateways under load they had gone from
- * about 2 ms to 20–50 ms and stayed there (docs/benchmarks.md, 2026-12-07).
+ * about 2 ms to 20–50 ms and stayed there (docs/perf-notes/dataplane.md, 2026-12-07).
  */
 export class StreamTable<V> {
   private ids: Int32Array;

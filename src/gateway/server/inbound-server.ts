@@ -88,7 +88,7 @@ export class InboundServer {
   ) {
     const identity = plane.identity;
     // TLS here, HTTP/2 by fedgate's own server role (src/gateway/h2): Node's HTTP/2 server cost
-    // about a third of the inbound gateway's CPU per request (docs/benchmarks.md).
+    // about a third of the inbound gateway's CPU per request (docs/perf-notes/dataplane.md).
     this.server = createTlsServer({
       ...MTLS_SERVER_OPTIONS,
       ...serverSecureContext(identity.svid.current, identity.trust),
